@@ -1,0 +1,1 @@
+"""The ``mamoru`` command line: one module per subcommand, a thin ``main``."""

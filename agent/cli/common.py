@@ -1,0 +1,40 @@
+"""Options and helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+LANG_ENV = "MAMORU_LANG"
+
+
+def default_lang() -> str:
+    """--lang default: $MAMORU_LANG, else ja when the user's locale is Japanese, else en."""
+    explicit = os.environ.get(LANG_ENV)
+    if explicit in ("ja", "en"):
+        return explicit
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var, "")
+        if value:
+            return "ja" if value.startswith("ja") else "en"
+    return "en"
+
+
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(["ja", "en"]),
+    default=default_lang,
+    show_default="from $MAMORU_LANG or the locale",
+    help="Language of the terminal summary (the report always holds both).",
+)
+
+
+def note(message: str) -> None:
+    """A one-line remark for the user on stderr (stdout stays machine-readable)."""
+    click.echo(message, err=True)
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

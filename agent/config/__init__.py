@@ -1,0 +1,1 @@
+"""Policy and inventory files: parsed at the edge into validated objects."""

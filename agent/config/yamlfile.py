@@ -1,0 +1,99 @@
+"""Load a YAML config file safely and explain errors with file and line.
+
+Values come from ``yaml.safe_load`` only. Line numbers come from
+``yaml.compose`` (the node tree, no object construction), so that a schema
+error found on the data can point at the line the user has to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.errors import ConfigError
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+def read_config_bytes(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such file") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
+    return data
+
+
+def parse_yaml(data: bytes, source: str) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{source}:{line}: not valid UTF-8") from None
+    try:
+        value = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: YAML syntax error: {e.problem or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: YAML error: {e}") from None
+    return value, node
+
+
+def line_of(node: yaml.Node | None, path: Sequence[Any]) -> int | None:
+    """1-based line of the value at ``path`` (keys and list indexes) in a composed YAML tree."""
+    best: int | None = node.start_mark.line + 1 if node is not None else None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(key):
+                    best = k.start_mark.line + 1
+                    node = v
+                    break
+            else:
+                return best
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            best = node.start_mark.line + 1
+        else:
+            return best
+    return best
+
+
+def load_schema(package: str, name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(resources.files(package).joinpath(name).read_text("utf-8"))
+    return schema
+
+
+def validate(value: Any, node: yaml.Node | None, schema: dict[str, Any], source: str) -> None:
+    """Check ``value`` against a JSON Schema; the first error becomes a ConfigError naming file and line."""
+    import jsonschema  # only when a user file is given: keeps the default scan fast
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda e: (list(e.absolute_path), e.message))
+    if not errors:
+        return
+    err = errors[0]
+    path = list(err.absolute_path)
+    line = line_of(node, path)
+    where = f"{source}:{line}" if line else source
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        if extra:
+            line = line_of(node, [*path, extra[0]]) or line
+            where = f"{source}:{line}" if line else source
+            allowed = ", ".join(sorted(err.schema.get("properties", {})))
+            raise ConfigError(f"{where}: unknown key {'.'.join([*map(str, path), extra[0]])!r} (allowed here: {allowed})")
+    raise ConfigError(f"{where}: {dotted}: {err.message}")

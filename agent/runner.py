@@ -1,0 +1,295 @@
+"""The pipeline: targets -> collectors -> facts -> checks -> findings.
+
+Two halves that can run apart: ``collect_target`` produces a serialisable
+``TargetFacts`` (what ``mamoru collect`` saves in a bundle), and
+``evaluate_target`` judges it with a policy (what ``mamoru evaluate`` does
+later). ``scan`` is both in one go. Every collector runs once per target,
+under a timeout, and any failure — an exception, a hang, a dead host — is kept
+as an error fact for the checks that needed it; the scan goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import getpass
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import agent
+from agent.config.policy import Policy
+from agent.targets import open_target
+from agent.targets.base import Target, TargetError
+from checks.base import Check, FactSet, Status, common_texts
+from collectors.base import Collector, CollectorError
+from reports.model import Finding, Report, RunInfo, TargetRecord
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(kw_only=True)
+class FactRecord:
+    collector: str
+    version: str
+    collected_at: str
+    duration_ms: float
+    data: Any = None
+    error: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class TargetFacts:
+    """Everything gathered from one target: the unit of an evidence bundle."""
+
+    id: str
+    kind: str
+    hostname: str = ""
+    os: str = ""
+    system: str = "unknown"
+    machine_id: str = ""
+    status: str = "ok"  # ok | partial | error
+    error: str | None = None
+    facts: dict[str, FactRecord] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TargetFacts:
+        facts = {k: FactRecord(**v) for k, v in data.get("facts", {}).items()}
+        return cls(**{**data, "facts": facts})
+
+
+class Observer(Protocol):
+    """Progress hooks, so the runner never prints (the CLI decides how to show progress)."""
+
+    def target_started(self, target_id: str) -> None: ...
+
+    def target_finished(self, target_id: str, status: str) -> None: ...
+
+
+class _Silent:
+    def target_started(self, target_id: str) -> None:
+        pass
+
+    def target_finished(self, target_id: str, status: str) -> None:
+        pass
+
+
+def call_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
+    """Run ``fn`` in a daemon thread; raise TimeoutError if it has not returned in time.
+
+    A hung collector cannot be killed from Python, but a daemon thread never
+    keeps the process alive and the scan goes on without it.
+    """
+    box: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:
+            box["error"] = e
+
+    t = threading.Thread(target=runner, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TimeoutError(f"no result within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _ensure_jsonable(data: Any) -> Any:
+    """Facts must survive a bundle round trip; anything else is a collector bug."""
+    json.dumps(data, allow_nan=False)
+    return data
+
+
+def run_collector(collector: Collector, target: Target) -> FactRecord:
+    started = now_iso()
+    t0 = time.perf_counter()
+    try:
+        data = call_with_timeout(lambda: _ensure_jsonable(collector.collect(target)), collector.timeout)
+        error = None
+    except TimeoutError as e:
+        data, error = None, f"timed out ({e})"
+    except (CollectorError, TargetError) as e:
+        data, error = None, str(e)
+    except Exception as e:  # a collector bug must cost one fact, not the scan
+        data, error = None, f"internal error: {type(e).__name__}: {e}"
+    return FactRecord(
+        collector=collector.id,
+        version=collector.version,
+        collected_at=started,
+        duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+        data=data,
+        error=error,
+    )
+
+
+def needed_collectors(checks: Iterable[Check], available: dict[str, Collector]) -> list[Collector]:
+    names: list[str] = []
+    for c in checks:
+        for n in c.needs:
+            if n not in names:
+                names.append(n)
+    return [available[n] for n in names if n in available]
+
+
+def collect_target(spec: str, collectors: Sequence[Collector], *, target_options: dict[str, Any] | None = None,
+                   connect_timeout: float = 60.0) -> TargetFacts:
+    """Open a target and gather the facts of every collector, concurrently, each under its timeout."""
+    tf = TargetFacts(id=spec, kind="unknown")
+    try:
+        target = call_with_timeout(lambda: open_target(spec, **(target_options or {})), connect_timeout)
+    except Exception as e:
+        tf.status, tf.error = "error", _describe(e)
+        return tf
+    tf.kind = target.kind
+    tf.id = target.id
+    try:
+        info = call_with_timeout(target.platform, connect_timeout)
+        tf.hostname, tf.os, tf.system, tf.machine_id = info.hostname, info.os_string(), info.system, info.machine_id
+        applicable = [c for c in collectors if info.system in c.platforms]
+        results: dict[str, FactRecord] = {}
+        threads = []
+        for c in applicable:
+            th = threading.Thread(target=lambda c=c: results.__setitem__(c.id, run_collector(c, target)), daemon=True)
+            th.start()
+            threads.append((c, th))
+        for c, th in threads:
+            th.join(c.timeout + 5)
+            if c.id not in results:
+                results[c.id] = FactRecord(collector=c.id, version=c.version, collected_at=now_iso(),
+                                           duration_ms=(c.timeout + 5) * 1000, error="timed out")
+        tf.facts = {c.id: results[c.id] for c, _ in threads}
+    except Exception as e:
+        tf.status, tf.error = "error", _describe(e)
+    finally:
+        try:
+            target.close()
+        except Exception:  # noqa: S110 - closing a dead connection is not worth a failure
+            pass
+    return tf
+
+
+def _describe(e: BaseException) -> str:
+    diag = getattr(e, "diagnostics", None)
+    if callable(diag):
+        return str(diag())
+    return str(e) or type(e).__name__
+
+
+def evaluate_target(tf: TargetFacts, checks: Sequence[Check], policy: Policy) -> list[Finding]:
+    """Judge one target's facts. Pure: the same facts and policy always give the same findings."""
+    data = {k: r.data for k, r in tf.facts.items() if r.error is None}
+    errors = {k: r.error for k, r in tf.facts.items() if r.error is not None}
+    facts = FactSet(data, errors)
+    findings = []
+    for check in checks:
+        t0 = time.perf_counter()
+        if tf.status == "error":
+            outcome_status = Status.ERROR
+            message = common_texts()["facts_unavailable"].format(
+                {"reason_ja": tf.error or "", "reason_en": tf.error or ""}
+            )
+            evidence: Any = None
+            expected: Any = None
+        elif tf.system not in check.meta.platforms:
+            outcome_status = Status.NOT_APPLICABLE
+            message = common_texts()["platform_unsupported"].format({"platform": tf.system})
+            evidence, expected = None, None
+        else:
+            outcome = check.evaluate(facts, policy)
+            outcome_status, message, evidence, expected = (
+                outcome.status, outcome.message, outcome.evidence, outcome.expected
+            )
+        judge_ms = (time.perf_counter() - t0) * 1000
+        collect_ms = sum(tf.facts[n].duration_ms for n in check.needs if n in tf.facts)
+        findings.append(
+            Finding(
+                check=check.id,
+                target=tf.id,
+                status=outcome_status.value,
+                severity=check.meta.severity.value,
+                guideline=list(check.meta.guideline),
+                title=check.meta.title.as_dict(),
+                message=message.as_dict(),
+                remediation=check.meta.remediation.as_dict(),
+                evidence=evidence,
+                expected=expected,
+                duration_ms=round(judge_ms + collect_ms, 3),
+            )
+        )
+    return findings
+
+
+def target_record(tf: TargetFacts) -> TargetRecord:
+    status = tf.status
+    if status == "ok" and tf.facts and any(r.error for r in tf.facts.values()):
+        status = "partial"
+    return TargetRecord(id=tf.id, kind=tf.kind, hostname=tf.hostname, os=tf.os, status=status, error=tf.error,
+                        machine_id=tf.machine_id)
+
+
+def operator() -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return {"user": user, "host": socket.gethostname()}
+
+
+def build_report(*, run_id: str, started: str, target_facts: Sequence[TargetFacts], checks: Sequence[Check],
+                 policy: Policy, scope: str = "", partial: bool = False) -> Report:
+    findings: list[Finding] = []
+    for tf in target_facts:
+        findings.extend(evaluate_target(tf, checks, policy))
+    return Report(
+        run=RunInfo(
+            id=run_id,
+            started=started,
+            finished=now_iso(),
+            tool={"name": "mamoru", "version": agent.__version__},
+            policy={"name": policy.name, "sha256": policy.sha256, "source": policy.source},
+            operator=operator(),
+            scope=scope,
+            partial=partial,
+        ),
+        targets=[target_record(tf) for tf in target_facts],
+        findings=findings,
+    )
+
+
+def collect_all(specs: Sequence[str], collectors: Sequence[Collector], *, workers: int = 8,
+                observer: Observer | None = None, target_options: dict[str, Any] | None = None) -> list[TargetFacts]:
+    """Collect from many targets with a bounded pool; results keep the order of ``specs``."""
+    obs = observer or _Silent()
+    results: dict[int, TargetFacts] = {}
+    lock = threading.Semaphore(max(1, workers))
+
+    def one(i: int, spec: str) -> None:
+        with lock:
+            obs.target_started(spec)
+            tf = collect_target(spec, collectors, target_options=target_options)
+            results[i] = tf
+            obs.target_finished(spec, tf.status)
+
+    threads = [threading.Thread(target=one, args=(i, s), daemon=True) for i, s in enumerate(specs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [results[i] for i in range(len(specs))]
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,45 @@
+"""Target kinds, chosen by the scheme of the ``--target`` spec.
+
+The table maps a scheme to a dotted path that is imported only when used, so
+``mamoru --help`` never pays for paramiko (testinfra's ``BACKENDS`` idea).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from agent.errors import ConfigError
+from agent.targets.base import Target
+
+#: scheme -> "module:factory"; a factory takes the whole spec string.
+TARGET_KINDS: dict[str, str] = {
+    "local": "agent.targets.local:LocalTarget",
+    "rootfs": "agent.targets.rootfs:RootfsTarget.from_spec",
+}
+
+
+def scheme_of(spec: str) -> str:
+    if spec == "local":
+        return "local"
+    if "://" in spec:
+        return spec.split("://", 1)[0]
+    if ":" in spec:
+        return spec.split(":", 1)[0]
+    raise ConfigError(
+        f"unknown target {spec!r}: use local, or one of {', '.join(k + ':…' for k in TARGET_KINDS if k != 'local')}"
+    )
+
+
+def open_target(spec: str, **options: object) -> Target:
+    """Build the target a spec names. Options are passed to kinds that accept them."""
+    scheme = scheme_of(spec)
+    dotted = TARGET_KINDS.get(scheme)
+    if dotted is None:
+        raise ConfigError(f"unknown target kind {scheme!r} in {spec!r}; known: {', '.join(sorted(TARGET_KINDS))}")
+    module_name, _, attr = dotted.partition(":")
+    obj: object = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    factory: Callable[..., Target] = obj  # type: ignore[assignment]
+    return factory(spec, **options) if options else factory(spec)

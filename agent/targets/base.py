@@ -1,0 +1,140 @@
+"""The target interface: the only way collectors see a machine.
+
+A target is *where facts come from*: this host, a directory laid out like a
+root filesystem, a host over SSH, a saved evidence bundle. Collectors are
+written once against this small surface and run unchanged on all of them.
+Every call is bounded (size cap, timeout) because the other side may be slow,
+huge or hostile.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+
+#: Largest file a collector may read in one call. Config files are small; a
+#: 50 MB "sshd_config" is an attack or an accident, never something to parse.
+DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
+#: Cap on the captured stdout/stderr of one command.
+DEFAULT_MAX_OUTPUT_BYTES = 8 * 1024 * 1024
+DEFAULT_COMMAND_TIMEOUT = 20.0
+
+
+class TargetError(Exception):
+    """A target could not answer a request. Collectors turn it into an error fact."""
+
+
+class FileMissing(TargetError):
+    """The path does not exist on the target."""
+
+
+class FileUnreadable(TargetError):
+    """The path exists but cannot be read (permissions, not a regular file, I/O error)."""
+
+
+class FileTooLarge(TargetError):
+    """The file is larger than the cap; it is not read at all (never half-parsed)."""
+
+
+class CommandUnavailable(TargetError):
+    """This kind of target cannot run commands, or the program does not exist there."""
+
+
+class CommandTimeout(TargetError):
+    """The command ran longer than its timeout and was killed."""
+
+
+class TargetUnreachable(TargetError):
+    """The whole target is gone (connection lost, directory removed)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FileStat:
+    mode: int  # full st_mode, file type bits included
+    uid: int
+    gid: int
+    size: int
+    mtime: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PlatformInfo:
+    system: str  # "linux", "windows", "darwin", or "unknown"
+    hostname: str
+    distro: str = ""
+    version: str = ""
+    machine_id: str = ""
+
+    def os_string(self) -> str:
+        return " ".join(p for p in (self.distro, self.version) if p) or self.system
+
+
+class Target(abc.ABC):
+    """A source of facts. Subclasses implement the primitives; nothing else."""
+
+    #: "local", "rootfs", "ssh", "bundle" …
+    kind: str = "abstract"
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    @property
+    def id(self) -> str:
+        """Stable identifier used in reports (the spec the user gave, without secrets)."""
+        return self.spec
+
+    @property
+    def can_run(self) -> bool:
+        """Whether ``run`` can work at all on this kind of target."""
+        return True
+
+    @abc.abstractmethod
+    def platform(self) -> PlatformInfo: ...
+
+    @abc.abstractmethod
+    def read_file(self, path: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes: ...
+
+    @abc.abstractmethod
+    def list_dir(self, path: str) -> list[str]:
+        """Names in a directory, sorted. Raises FileMissing/FileUnreadable."""
+
+    @abc.abstractmethod
+    def stat(self, path: str) -> FileStat | None:
+        """stat() following symlinks; None when the path does not exist."""
+
+    @abc.abstractmethod
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        max_output: int = DEFAULT_MAX_OUTPUT_BYTES,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run a program from an argv list (never a shell string), with ``LC_ALL=C``."""
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

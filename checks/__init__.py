@@ -1,0 +1,1 @@
+"""Checks judge facts against a policy. They never touch a system."""

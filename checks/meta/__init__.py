@@ -1,0 +1,1 @@
+"""Check metadata and texts (data files)."""

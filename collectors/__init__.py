@@ -1,0 +1,1 @@
+"""Collectors gather facts from a target. They judge nothing."""

@@ -1,0 +1,111 @@
+"""Local accounts: /etc/passwd, /etc/shadow, /etc/group.
+
+Password hashes never leave this module: each shadow entry becomes a state —
+``empty`` (no password at all), ``locked`` (``!``/``*`` prefix), ``set`` —
+which is all a check needs and all a report may show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.targets.base import FileMissing, FileUnreadable, Target, TargetError
+from collectors.base import Collector, Facts
+from collectors.textfiles import read_text
+
+
+def password_state(field: str) -> str:
+    if field == "":
+        return "empty"
+    if field[0] in "!*":
+        return "locked"
+    return "set"
+
+
+def _file_problem(e: TargetError) -> dict[str, Any]:
+    return {"error": str(e), "permission": isinstance(e, FileUnreadable) and "denied" in str(e).lower()}
+
+
+def parse_passwd(lines: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
+    users, malformed = [], []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith(("+", "-")):  # NIS compat entries: not local accounts
+            continue
+        parts = line.split(":")
+        if len(parts) != 7 or not parts[0] or not parts[2].isdigit() or not parts[3].isdigit():
+            malformed.append(n)
+            continue
+        name, pw, uid, gid, _gecos, home, shell = parts
+        users.append({
+            "name": name,
+            "uid": int(uid),
+            "gid": int(gid),
+            "home": home,
+            "shell": shell,
+            # "x" means "see shadow"; anything else in passwd is a legacy in-place password.
+            "passwd_field": "shadow" if pw == "x" else password_state(pw),
+            "line": n,
+        })
+    return users, malformed
+
+
+def parse_shadow(lines: list[str]) -> tuple[dict[str, str], list[int]]:
+    states: dict[str, str] = {}
+    malformed = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split(":")
+        if len(parts) != 9 or not parts[0]:
+            malformed.append(n)
+            continue
+        states[parts[0]] = password_state(parts[1])
+    return states, malformed
+
+
+def parse_group(lines: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
+    groups, malformed = [], []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split(":")
+        if len(parts) != 4 or not parts[0] or not parts[2].isdigit():
+            malformed.append(n)
+            continue
+        groups.append({"name": parts[0], "gid": int(parts[2]),
+                       "members": [m for m in parts[3].split(",") if m]})
+    return groups, malformed
+
+
+class AccountsCollector(Collector):
+    id = "accounts"
+    version = "1"
+
+    def collect(self, target: Target) -> Facts:
+        facts: Facts = {}
+        try:
+            passwd = read_text(target, "/etc/passwd")
+            users, bad = parse_passwd(passwd.lines)
+            facts["passwd"] = {"users": users, "malformed_lines": bad}
+        except TargetError as e:
+            facts["passwd"] = _file_problem(e)
+        try:
+            shadow = read_text(target, "/etc/shadow")
+            states, bad = parse_shadow(shadow.lines)
+            facts["shadow"] = {"states": states, "malformed_lines": bad}
+        except FileMissing:
+            facts["shadow"] = {"missing": True}
+        except TargetError as e:
+            facts["shadow"] = _file_problem(e)
+        try:
+            group = read_text(target, "/etc/group")
+            groups, bad = parse_group(group.lines)
+            facts["group"] = {"groups": groups, "malformed_lines": bad}
+        except TargetError as e:
+            facts["group"] = _file_problem(e)
+        return facts
+
+
+COLLECTOR = AccountsCollector()

@@ -1,0 +1,150 @@
+"""GNOME screen-lock settings as the system imposes them.
+
+What a user *will* get is the schema default (with distribution overrides),
+replaced by the first system dconf database in the profile that sets the key;
+a key listed in that database's ``locks/`` cannot be changed by the user. A
+scan runs as root, outside any user session, so per-user values are not read:
+only what the administrator enforces counts as evidence.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from agent.targets.base import FileMissing, Target, TargetError
+from collectors.base import Collector, Facts
+from collectors.textfiles import read_text
+
+SCHEMA_DIR = "/usr/share/glib-2.0/schemas"
+SCHEMAS = {
+    "org.gnome.desktop.screensaver": ["lock-enabled", "lock-delay", "idle-activation-enabled"],
+    "org.gnome.desktop.session": ["idle-delay"],
+    "org.gnome.desktop.lockdown": ["disable-lock-screen"],
+}
+PROFILE = "/etc/dconf/profile/user"
+
+
+def parse_gvariant(text: str) -> bool | int | str:
+    """The few GVariant text forms these keys use: booleans and (typed) integers."""
+    t = text.strip()
+    if t in ("true", "false"):
+        return t == "true"
+    m = re.fullmatch(r"(?:u?int(?:16|32|64)|byte)?\s*(-?\d+)", t)
+    if m:
+        return int(m.group(1))
+    return t
+
+
+def key_path(schema: str, key: str) -> str:
+    return "/" + schema.replace(".", "/") + "/" + key
+
+
+def parse_keyfile(lines: list[str], where: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    section = None
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            out.setdefault(section, {})
+            continue
+        if section is None or "=" not in line:
+            raise ValueError(f"{where}:{n}: not a keyfile line: {line[:60]!r}")
+        k, _, v = line.partition("=")
+        out[section][k.strip()] = v.strip()
+    return out
+
+
+class ScreenlockCollector(Collector):
+    id = "screenlock"
+    version = "1"
+
+    def collect(self, target: Target) -> Facts:
+        facts: Facts = {"desktop": False, "defaults": {}, "system": {}, "locks": [], "databases": [],
+                        "problem": None}
+        present = [s for s in SCHEMAS if target.exists(f"{SCHEMA_DIR}/{s}.gschema.xml")]
+        if "org.gnome.desktop.screensaver" not in present:
+            return facts
+        facts["desktop"] = True
+        try:
+            facts["defaults"] = self._defaults(target, present)
+            facts.update(self._system_db(target))
+        except (TargetError, ValueError, ET.ParseError) as e:
+            facts["problem"] = str(e)
+        return facts
+
+    def _defaults(self, target: Target, present: list[str]) -> dict[str, Any]:
+        defaults: dict[str, Any] = {}
+        for schema in present:
+            raw = target.read_file(f"{SCHEMA_DIR}/{schema}.gschema.xml")
+            root = ET.fromstring(raw)  # noqa: S314 - expat refuses external entities; size is capped
+            for sch in root.iter("schema"):
+                if sch.get("id") != schema:
+                    continue
+                for key in sch.iter("key"):
+                    name = key.get("name")
+                    default = key.findtext("default")
+                    if name in SCHEMAS[schema] and default is not None:
+                        defaults[key_path(schema, name)] = parse_gvariant(default)
+        # Distribution overrides (*.gschema.override), applied in file-name order.
+        try:
+            names = target.list_dir(SCHEMA_DIR)
+        except FileMissing:
+            names = []
+        for name in names:
+            if not name.endswith(".gschema.override"):
+                continue
+            path = posixpath.join(SCHEMA_DIR, name)
+            kf = parse_keyfile(read_text(target, path).lines, path)
+            for section, values in kf.items():
+                schema = section.split(":")[0]
+                for k, v in values.items():
+                    if schema in SCHEMAS and k in SCHEMAS[schema]:
+                        defaults[key_path(schema, k)] = parse_gvariant(v)
+        return defaults
+
+    def _system_db(self, target: Target) -> dict[str, Any]:
+        try:
+            profile = read_text(target, PROFILE).lines
+        except FileMissing:
+            return {"databases": [], "system": {}, "locks": []}
+        dbs = [line.split(":", 1)[1].strip() for line in profile if line.strip().startswith("system-db:")]
+        wanted = {key_path(s, k) for s, keys in SCHEMAS.items() for k in keys}
+        system: dict[str, Any] = {}
+        locks: set[str] = set()
+        # Earlier databases in the profile have priority, so walk them last-to-first and overwrite.
+        for db in reversed(dbs):
+            d = f"/etc/dconf/db/{db}.d"
+            values: dict[str, Any] = {}
+            try:
+                names = target.list_dir(d)
+            except FileMissing:
+                names = []
+            for name in names:
+                path = posixpath.join(d, name)
+                st = target.stat(path)
+                if st is None or st.mode & 0o170000 != 0o100000:
+                    continue
+                for section, kv in parse_keyfile(read_text(target, path).lines, path).items():
+                    for k, v in kv.items():
+                        full = "/" + section.strip("/") + "/" + k
+                        if full in wanted:
+                            values[full] = parse_gvariant(v)
+            system.update(values)
+            try:
+                lock_names = target.list_dir(f"{d}/locks")
+            except FileMissing:
+                lock_names = []
+            for name in lock_names:
+                for line in read_text(target, f"{d}/locks/{name}").lines:
+                    if line.strip() and not line.startswith("#"):
+                        locks.add(line.strip())
+        return {"databases": dbs, "system": system, "locks": sorted(locks & wanted)}
+
+
+COLLECTOR = ScreenlockCollector()

@@ -1,0 +1,191 @@
+"""The SSH server's effective configuration.
+
+On a target that can run commands, ``sshd -T`` is the truth: it is sshd's own
+reading of its config, Includes, defaults and all. Where it cannot run (a
+rootfs image, a scan without root), the config is parsed by sshd's own rules:
+case-insensitive keywords, the first value wins, ``Include`` with globs
+relative to /etc/ssh, ``Match`` blocks apply conditionally and so do not
+change the global settings. A file that sshd would refuse makes the facts
+carry a problem, which the checks report as ``error``, never as a guess.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from typing import Any
+
+from agent.targets.base import CommandUnavailable, Target, TargetError
+from collectors import data
+from collectors.base import Collector, Facts
+from collectors.textfiles import glob, read_text
+
+CONFIG = "/etc/ssh/sshd_config"
+BINARIES = ("/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd", "/usr/local/sbin/sshd")
+MAX_INCLUDE_DEPTH = 16  # sshd's own limit (servconf.c SERVCONF_MAX_DEPTH)
+
+
+class ConfigProblem(Exception):
+    """sshd would refuse this configuration."""
+
+
+def apply_modifier(default: str, value: str) -> str:
+    """sshd's +list / -list / ^list syntax for algorithm lists (match.c/kex.c)."""
+    import fnmatch
+
+    base = [a for a in default.split(",") if a]
+    if value.startswith("+"):
+        extra = [a for a in value[1:].split(",") if a and a not in base]
+        return ",".join(base + extra)
+    if value.startswith("-"):
+        pats = [p for p in value[1:].split(",") if p]
+        return ",".join(a for a in base if not any(fnmatch.fnmatchcase(a, p) for p in pats))
+    if value.startswith("^"):
+        front = [a for a in value[1:].split(",") if a]
+        return ",".join(front + [a for a in base if a not in front])
+    return value
+
+
+class SshdConfigParser:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.table = data.load("sshd.yaml")
+        self.known = set(self.table["keywords"])
+        self.accumulate = set(self.table["accumulate"])
+        self.settings: dict[str, list[str]] = {}
+        self.files: list[str] = []
+
+    def parse(self) -> dict[str, list[str]]:
+        self._parse_file(CONFIG, depth=0, active=True, stack=())
+        return self.settings
+
+    def _parse_file(self, path: str, *, depth: int, active: bool, stack: tuple[str, ...]) -> None:
+        if path in stack:
+            raise ConfigProblem(f"Include loop: {' -> '.join([*stack, path])}")
+        if depth > MAX_INCLUDE_DEPTH:
+            raise ConfigProblem(f"{path}: too many recursive configuration includes")
+        try:
+            tf = read_text(self.target, path)
+        except TargetError as e:
+            raise ConfigProblem(str(e)) from e
+        self.files.append(path)
+        file_active = active
+        for n, raw in enumerate(tf.lines, 1):
+            where = f"{path}:{n}"
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            keyword, args = self._split(line, where)
+            kw = keyword.lower()
+            if kw not in self.known:
+                raise ConfigProblem(f"{where}: Bad configuration option: {keyword}")
+            if kw == "match":
+                if not args:
+                    raise ConfigProblem(f"{where}: Match needs criteria")
+                # "Match all" returns to settings that apply to everyone.
+                file_active = active and [a.lower() for a in args] == ["all"]
+                continue
+            if not args:
+                raise ConfigProblem(f"{where}: {keyword} is missing an argument")
+            if kw == "include":
+                for pattern in args:
+                    full = pattern if pattern.startswith("/") else posixpath.join("/etc/ssh", pattern)
+                    for inc in glob(self.target, full):
+                        self._parse_file(inc, depth=depth + 1, active=file_active, stack=(*stack, path))
+                continue
+            self._validate(kw, args, where)
+            if not file_active:
+                continue
+            value = " ".join(args)
+            if kw in self.accumulate:
+                self.settings.setdefault(kw, []).append(value)
+            elif kw not in self.settings:
+                self.settings[kw] = [value]
+
+    @staticmethod
+    def _split(line: str, where: str) -> tuple[str, list[str]]:
+        # sshd accepts "Keyword value" and "Keyword=value".
+        head, sep, rest = line.partition("=")
+        if sep and " " not in head.strip() and "\t" not in head.strip():
+            line = head.strip() + " " + rest.strip()
+        try:
+            parts = shlex.split(line, comments=True, posix=True)
+        except ValueError as e:
+            raise ConfigProblem(f"{where}: {e}") from e
+        if not parts:
+            raise ConfigProblem(f"{where}: empty directive")
+        return parts[0], parts[1:]
+
+    def _validate(self, kw: str, args: list[str], where: str) -> None:
+        choices = self.table["choices"].get(kw)
+        if choices is not None and (len(args) != 1 or args[0].lower() not in choices):
+            raise ConfigProblem(f"{where}: unsupported option {' '.join(args)!r} for {kw}")
+        if kw in self.table["integers"] and (len(args) != 1 or not args[0].isdigit()):
+            raise ConfigProblem(f"{where}: {kw} needs an integer, got {' '.join(args)!r}")
+
+
+def with_defaults(settings: dict[str, list[str]]) -> dict[str, list[str]]:
+    out = dict(settings)
+    for kw, default in data.load("sshd.yaml")["defaults"].items():
+        if kw not in out:
+            out[kw] = [str(default)]
+        elif kw in ("ciphers", "macs", "kexalgorithms", "hostkeyalgorithms"):
+            out[kw] = [apply_modifier(str(default), out[kw][0])]
+        else:
+            out[kw] = [v.lower() if kw in data.load("sshd.yaml")["choices"] else v for v in out[kw]]
+    return out
+
+
+def parse_sshd_t(stdout: bytes) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in stdout.decode("utf-8", "replace").splitlines():
+        kw, _, value = line.strip().partition(" ")
+        if kw:
+            settings.setdefault(kw.lower(), []).append(value.strip())
+    return settings
+
+
+class SshdCollector(Collector):
+    id = "sshd"
+    version = "1"
+
+    def collect(self, target: Target) -> Facts:
+        facts: dict[str, Any] = {"installed": False, "source": None, "settings": {}, "files": [], "problem": None}
+        binary = next((b for b in BINARIES if target.exists(b)), None)
+        has_config = target.exists(CONFIG)
+        if binary is None and not has_config:
+            return facts
+        facts["installed"] = True
+        facts["binary"] = binary
+        if binary is not None and target.can_run:
+            try:
+                res = target.run([binary, "-T"], timeout=15)
+            except CommandUnavailable:
+                res = None
+            if res is not None and res.ok and res.stdout.strip():
+                facts["source"] = "sshd -T"
+                facts["settings"] = parse_sshd_t(res.stdout)
+                return facts
+            if res is not None:
+                err = res.stderr.decode("utf-8", "replace").strip()
+                facts["sshd_t_error"] = err[-500:]
+                if "bad configuration option" in err.lower() or "bad configuration options" in err.lower():
+                    facts["problem"] = f"sshd -T refused the configuration: {err.splitlines()[-1] if err else ''}"
+                    return facts
+        if not has_config:
+            facts["problem"] = f"{CONFIG}: no such file (sshd would not start)"
+            return facts
+        parser = SshdConfigParser(target)
+        try:
+            parsed = parser.parse()
+        except ConfigProblem as e:
+            facts["problem"] = str(e)
+            facts["files"] = parser.files
+            return facts
+        facts["source"] = "config"
+        facts["files"] = parser.files
+        facts["settings"] = with_defaults(parsed)
+        return facts
+
+
+COLLECTOR = SshdCollector()

@@ -1,0 +1,1 @@
+"""The report: model, JSON schema, renderers, atomic writing and signatures."""

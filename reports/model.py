@@ -1,0 +1,95 @@
+"""The report model, the one shape every renderer, signer and the dashboard read.
+
+Field names are a contract (scripts and the compliance dashboard depend on
+them); ``SCHEMA_VERSION`` changes when they do, and
+``reports/schema/report.schema.json`` describes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+SCHEMA_VERSION = "mamoru-report/1"
+STATUSES = ("pass", "fail", "error", "not_applicable", "manual")
+
+
+@dataclasses.dataclass(kw_only=True)
+class TargetRecord:
+    id: str
+    kind: str
+    hostname: str
+    os: str
+    status: str  # ok | partial | error
+    error: str | None = None
+    machine_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Finding:
+    check: str
+    target: str
+    status: str
+    severity: str
+    guideline: list[str]
+    title: dict[str, str]
+    message: dict[str, str]
+    remediation: dict[str, str]
+    evidence: Any
+    expected: Any
+    duration_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunInfo:
+    id: str
+    started: str
+    finished: str
+    tool: dict[str, str]
+    policy: dict[str, str]
+    operator: dict[str, str]
+    scope: str = ""
+    partial: bool = False
+    previous: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Report:
+    run: RunInfo
+    targets: list[TargetRecord]
+    findings: list[Finding]
+
+    def summary(self) -> dict[str, Any]:
+        by_status = Counter({s: 0 for s in STATUSES})
+        by_item: dict[str, Counter[str]] = {}
+        for f in self.findings:
+            by_status[f.status] += 1
+            for item in f.guideline:
+                by_item.setdefault(item, Counter({s: 0 for s in STATUSES}))[f.status] += 1
+        return {
+            "by_status": dict(by_status),
+            "by_guideline": {k: dict(v) for k, v in sorted(by_item.items())},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "run": self.run.to_dict(),
+            "targets": [t.to_dict() for t in self.targets],
+            "findings": [f.to_dict() for f in self.findings],
+            "summary": self.summary(),
+        }
+
+    @property
+    def has_failures(self) -> bool:
+        return any(f.status == "fail" for f in self.findings)
