@@ -201,6 +201,10 @@ class FactSet:
         self._data = data
         self._errors = errors
 
+    def has(self, collector: str) -> bool:
+        """Whether the collector ran on this target (successfully or not)."""
+        return collector in self._data or collector in self._errors
+
     def need(self, collector: str) -> Any:
         if collector in self._data:
             return self._data[collector]
