@@ -10,6 +10,7 @@ as an error fact for the checks that needed it; the scan goes on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import getpass
@@ -174,10 +175,8 @@ def collect_target(spec: str, collectors: Sequence[Collector], *, target_options
     except Exception as e:
         tf.status, tf.error = "error", _describe(e)
     finally:
-        try:
+        with contextlib.suppress(Exception):  # closing a dead connection is not worth a failure
             target.close()
-        except Exception:  # noqa: S110 - closing a dead connection is not worth a failure
-            pass
     return tf
 
 

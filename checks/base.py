@@ -25,7 +25,7 @@ CheckID = NewType("CheckID", str)
 
 
 class Status(enum.StrEnum):
-    PASS = "pass"  # noqa: S105 - a status, not a password
+    PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
     NOT_APPLICABLE = "not_applicable"

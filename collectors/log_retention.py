@@ -45,6 +45,7 @@ class LogrotateParser:
         tf = read_text(self.target, path)
         self.files.append(path)
         current: dict[str, Any] | None = None
+        pending: list[str] = []  # a file list may span lines before its "{"
         skip_script = False
         for n, raw in enumerate(tf.lines, 1):
             line = raw.strip()
@@ -58,13 +59,20 @@ class LogrotateParser:
             if line in ("postrotate", "prerotate", "firstaction", "lastaction", "preremove"):
                 skip_script = True
                 continue
-            if current is None and line.endswith("{"):
+            if current is None and (line.endswith("{") or line[0] in "/\"'"):
                 try:
-                    paths = shlex.split(line[:-1])
+                    words = shlex.split(line.rstrip("{"))
                 except ValueError as e:
                     raise LogrotateProblem(f"{where}: {e}") from e
-                current = {"paths": paths, "where": where, **self.globals}
+                pending += words
+                if line.endswith("{"):
+                    if not pending:
+                        raise LogrotateProblem(f"{where}: block without any log file")
+                    current = {"paths": pending, "where": where, **self.globals}
+                    pending = []
                 continue
+            if pending:
+                raise LogrotateProblem(f"{where}: log file list not followed by '{{'")
             if line == "}":
                 if current is None:
                     raise LogrotateProblem(f"{where}: '}}' without an open block")

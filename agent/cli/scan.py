@@ -39,12 +39,12 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
     from agent.config.policy import load_policy
     from agent.registry import collectors, select_checks
     from agent.runner import build_report, collect_all, needed_collectors, new_run_id, now_iso
-    from agent.targets import scheme_of
+    from agent.targets import check_spec
     from reports.atomic import write_atomic
     from reports.json_report import render_json
 
     for spec in targets:
-        scheme_of(spec)  # reject an unknown kind before any work
+        check_spec(spec)  # reject an unknown kind before any work
     policy = load_policy(policy_path)
     chosen = select_checks(ids=check_ids, guideline=guideline)
     if output is not None and Path(output).is_dir():

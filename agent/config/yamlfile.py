@@ -95,5 +95,6 @@ def validate(value: Any, node: yaml.Node | None, schema: dict[str, Any], source:
             line = line_of(node, [*path, extra[0]]) or line
             where = f"{source}:{line}" if line else source
             allowed = ", ".join(sorted(err.schema.get("properties", {})))
-            raise ConfigError(f"{where}: unknown key {'.'.join([*map(str, path), extra[0]])!r} (allowed here: {allowed})")
+            key = ".".join([*map(str, path), extra[0]])
+            raise ConfigError(f"{where}: unknown key {key!r} (allowed here: {allowed})")
     raise ConfigError(f"{where}: {dotted}: {err.message}")

@@ -31,6 +31,13 @@ def scheme_of(spec: str) -> str:
     )
 
 
+def check_spec(spec: str) -> None:
+    """Refuse an unknown target kind before any work is done (a usage error, exit 2)."""
+    scheme = scheme_of(spec)
+    if scheme not in TARGET_KINDS:
+        raise ConfigError(f"unknown target kind {scheme!r} in {spec!r}; known: {', '.join(sorted(TARGET_KINDS))}")
+
+
 def open_target(spec: str, **options: object) -> Target:
     """Build the target a spec names. Options are passed to kinds that accept them."""
     scheme = scheme_of(spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -89,10 +90,8 @@ def run_capped(
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)
-        except ProcessLookupError:
-            pass
         proc.wait()
         raise CommandTimeout(f"{argv[0]}: no answer within {timeout:g} s") from e
     finally:
