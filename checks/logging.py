@@ -43,10 +43,12 @@ def LG_02(facts: FactSet, policy: Policy) -> Verdict:
                 if days is None:
                     problems.append(f"logrotate {st['where']}: no rotation period, retention unknown")
                     continue
+                on_disk = {p: lr.get("auth_logs_on_disk", {}).get(p) for p in covered}
                 stores.append({"store": f"logrotate {', '.join(covered)}", "where": st["where"],
                                "rotate": st.get("rotate", 0), "period": st.get("period"),
-                               "maxage": st.get("maxage"), "days": days,
-                               "on_disk": {p: lr.get("auth_logs_on_disk", {}).get(p) for p in covered}})
+                               "maxage": st.get("maxage"), "days": days, "on_disk": on_disk,
+                               # A rotation rule for a log nobody writes keeps nothing.
+                               "_counts": any(v is not None for v in on_disk.values())})
     jd = lr["journald"]
     if jd.get("installed"):
         if jd.get("problem"):
@@ -63,13 +65,16 @@ def LG_02(facts: FactSet, policy: Policy) -> Verdict:
                 else:
                     # 0 means no time limit; only the size caps (SystemMaxUse) then bound retention.
                     days = float("inf") if secs == 0 else secs / 86400
+                    files = jd.get("journal_files", 0)
                     stores.append({"store": "journald (persistent)", "storage": storage,
                                    "max_retention_sec": raw, "system_max_use": s.get("SystemMaxUse", "default"),
                                    "days": "unlimited by time" if days == float("inf") else round(days, 1),
-                                   "_days": days})
-    long_enough = [s for s in stores if s.get("_days", s["days"]) >= want]
+                                   "journal_files_on_disk": files, "_days": days, "_counts": files > 0})
+    long_enough = [s for s in stores if s["_counts"] and s.get("_days", s["days"]) >= want]
     for s in stores:
         s.pop("_days", None)
+        if not s.pop("_counts"):
+            s["not_counted"] = "configured, but nothing of it is on disk"
     evidence = {"stores": stores, "problems": problems}
     if long_enough:
         unlimited = long_enough[0]["days"] == "unlimited by time"

@@ -164,6 +164,20 @@ def read_journald(target: Target) -> dict[str, Any]:
     return {"files": files, "settings": settings}
 
 
+def count_journal_files(target: Target) -> int:
+    """Persistent journal files actually on disk (/var/log/journal/<machine-id>/*.journal)."""
+    count = 0
+    try:
+        for sub in target.list_dir("/var/log/journal"):
+            try:
+                count += sum(1 for n in target.list_dir(f"/var/log/journal/{sub}") if n.endswith(".journal"))
+            except TargetError:
+                continue
+    except TargetError:
+        return 0
+    return count
+
+
 class LogRetentionCollector(Collector):
     id = "log_retention"
     version = "1"
@@ -189,6 +203,7 @@ class LogRetentionCollector(Collector):
             except TargetError as e:
                 jd["problem"] = str(e)
             jd["var_log_journal_exists"] = target.exists("/var/log/journal")
+            jd["journal_files"] = count_journal_files(target)
         facts["journald"] = jd
         present: dict[str, Any] = {}
         try:

@@ -174,6 +174,11 @@ def test_journald_persistent_with_long_retention_passes(run_cli: Run, copy_of: C
     (root / "etc/systemd/journald.conf").write_text("[Journal]\nStorage=volatile\n")
     (root / "etc/systemd/journald.conf.d/retention.conf").write_text("[Journal]\nStorage=persistent\nMaxRetentionSec=13month\n")
     f = _status(run_cli, root, "LG-02")
+    assert f["status"] == "fail", f  # configured, but no journal file on disk: nothing is kept yet
+    assert f["evidence"]["stores"][-1]["not_counted"]
+    (root / "var/log/journal/3d1219c7c4c5404aaa1f6d2a48adfda4").mkdir(parents=True)
+    (root / "var/log/journal/3d1219c7c4c5404aaa1f6d2a48adfda4/system.journal").write_bytes(b"LPKSHHRH")
+    f = _status(run_cli, root, "LG-02")
     assert f["status"] == "pass", f
     (root / "etc/systemd/journald.conf.d/retention.conf").write_text("[Journal]\nStorage=persistent\nMaxRetentionSec=3month\n")
     assert _status(run_cli, root, "LG-02")["status"] == "fail"
