@@ -1,0 +1,279 @@
+"""The hash chain of a report series: each report records the SHA-256 and run id of the one before.
+
+A series is the reports of one scope in one directory (the scope is the output
+directory unless ``mamoru scan --scope NAME`` names it). The link is hashed over
+the previous file's exact bytes and sits inside the signed report, so without
+the signing key nobody can remove, alter, rename or reorder a report without
+``mamoru verify --chain`` naming it. What a chain cannot show on its own is
+that the *newest* reports were deleted: the verifier prints the newest run id
+so a recipient can compare it with the one they were sent.
+
+The newest report of a series is found through the links (the one no other
+report points to), never by file times, which copies and backups change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+SIG_SUFFIX = ".sig"
+REPORT_SCHEMA_PREFIX = "mamoru-report/"
+MAX_REPORT_BYTES = 256 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class ReportFile:
+    path: Path
+    data: bytes
+    doc: dict[str, Any] | None  # None: not readable as a mamoru report (damaged)
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def run_info(self) -> dict[str, Any]:
+        run = self.doc.get("run") if self.doc else None
+        return run if isinstance(run, dict) else {}
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run_info().get("id", ""))
+
+    @property
+    def scope(self) -> str:
+        return str(self.run_info().get("scope", ""))
+
+    @property
+    def started(self) -> str:
+        return str(self.run_info().get("started", ""))
+
+    @property
+    def finished(self) -> str:
+        return str(self.run_info().get("finished", ""))
+
+    @property
+    def previous(self) -> dict[str, Any] | None:
+        prev = self.run_info().get("previous")
+        return prev if isinstance(prev, dict) else None
+
+
+def link_to(report: ReportFile) -> dict[str, str]:
+    """The ``run.previous`` value that points at ``report``."""
+    return {"sha256": report.sha256, "run_id": report.run_id, "file": report.name}
+
+
+def read_reports(directory: str | Path) -> list[ReportFile]:
+    """Every ``*.json`` mamoru report in ``directory`` (not recursive), plus damaged ones that have a ``.sig``.
+
+    A JSON file that is not a mamoru report and has no signature beside it is someone else's file.
+    """
+    found: list[ReportFile] = []
+    for path in sorted(Path(directory).glob("*.json")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            if path.stat().st_size > MAX_REPORT_BYTES:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        signed = Path(f"{path}{SIG_SUFFIX}").exists()
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            if signed:
+                found.append(ReportFile(path=path, data=data, doc=None, error=f"not valid JSON ({e})"))
+            continue
+        if isinstance(doc, dict) and str(doc.get("schema", "")).startswith(REPORT_SCHEMA_PREFIX):
+            found.append(ReportFile(path=path, data=data, doc=doc))
+        elif signed:
+            found.append(ReportFile(path=path, data=data, doc=None, error="not a mamoru report"))
+    return found
+
+
+@contextlib.contextmanager
+def series_lock(directory: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the directory while one scan links and writes its report.
+
+    Two scans writing into one directory at once would otherwise both link to the same predecessor and
+    fork the series. flock on the directory itself: no lock file is left behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no locking, a fork is then reported by verify --chain
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def find_previous(directory: str | Path, scope: str) -> tuple[dict[str, str] | None, list[str]]:
+    """The link to the newest report of ``scope`` in ``directory`` (None for the first), and warnings."""
+    series = [r for r in read_reports(directory) if r.doc is not None and r.scope == scope]
+    if not series:
+        return None, []
+    referenced = {str(r.previous.get("sha256")) for r in series if r.previous}
+    heads = [r for r in series if r.sha256 not in referenced] or series
+    newest = max(heads, key=lambda r: (r.finished, r.started, r.name))
+    warnings = []
+    if len(heads) > 1:
+        names = ", ".join(r.name for r in heads)
+        warnings.append(f"the series in {directory} has {len(heads)} newest reports ({names}); linking to "
+                        f"{newest.name}, the latest by its finish time; check it with: mamoru verify --chain "
+                        f"{directory}")
+    return link_to(newest), warnings
+
+
+# --- verification ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    file: str
+    message: str
+    order: tuple[str, int]  # where in the series it happened: (a run.started, 0 before / 1 at that report)
+
+
+@dataclasses.dataclass
+class ChainResult:
+    directory: str
+    series: dict[str, list[ReportFile]]  # scope -> reports in chain order
+    problems: list[Problem]  # sorted: the first one is the earliest in the series
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+
+LAST = "\uffff"  # orders after every timestamp
+
+
+def verify_chain(directory: str | Path, check_signature: Callable[[ReportFile], str | None],
+                 *, scope: str | None = None) -> ChainResult:
+    """Check every signature (``check_signature`` returns None or why not) and every link."""
+    everything = read_reports(directory)
+    if scope is not None:
+        everything = [r for r in everything if r.doc is None or r.scope == scope]
+    by_sha = {r.sha256: r for r in everything}
+    by_name = {r.name: r for r in everything}
+    by_run = {r.run_id: r for r in everything if r.doc is not None and r.run_id}
+    problems: list[Problem] = []
+    # Where a report that cannot be read sits in the series: just before whoever recorded it.
+    anchor: dict[str, tuple[str, int]] = {}
+    for r in everything:
+        prev = r.previous
+        if prev and isinstance(prev.get("file"), str):
+            anchor.setdefault(prev["file"], (r.started, 0))
+
+    def order(r: ReportFile) -> tuple[str, int]:
+        return (r.started, 1) if r.started else anchor.get(r.name, (LAST, 1))
+
+    for r in everything:
+        if r.doc is None:
+            problems.append(Problem(r.name, f"{r.name} was altered: {r.error}", order(r)))
+        why = check_signature(r)
+        if why is not None:
+            problems.append(Problem(r.name, f"{r.name}: {why}", order(r)))
+
+    scopes: dict[str, list[ReportFile]] = {}
+    for r in everything:
+        if r.doc is not None:
+            scopes.setdefault(r.scope, []).append(r)
+    series: dict[str, list[ReportFile]] = {}
+    for name, members in scopes.items():
+        problems.extend(_check_links(members, by_sha, by_name, by_run))
+        series[name] = _chain_order(members, by_sha)
+    problems.sort(key=lambda p: p.order)
+    return ChainResult(directory=str(directory), series=series, problems=problems)
+
+
+def _check_links(members: list[ReportFile], by_sha: dict[str, ReportFile], by_name: dict[str, ReportFile],
+                 by_run: dict[str, ReportFile]) -> list[Problem]:
+    problems: list[Problem] = []
+    successors: dict[str, list[ReportFile]] = {}
+    starts: list[ReportFile] = []
+    for r in members:
+        prev = r.previous
+        if prev is None:
+            if r.run_info().get("previous") is not None:
+                problems.append(Problem(r.name, f"{r.name}: run.previous is malformed", (r.started, 1)))
+            starts.append(r)
+            continue
+        sha, run_id, recorded = str(prev.get("sha256", "")), str(prev.get("run_id", "")), prev.get("file")
+        recorded_name = recorded if isinstance(recorded, str) and recorded else ""
+        target = by_sha.get(sha)
+        if target is not None:
+            successors.setdefault(target.sha256, []).append(r)
+            if recorded_name and recorded_name != target.name:
+                problems.append(Problem(
+                    target.name,
+                    f"{target.name} holds the report that {r.name} recorded as its predecessor {recorded_name} "
+                    f"(run {run_id}): reports were renamed or reordered", (target.started, 1)))
+            if target.started and r.started and target.started > r.started:
+                problems.append(Problem(r.name, f"{r.name} started before its predecessor {target.name}: "
+                                                f"the series is out of order", (r.started, 1)))
+            continue
+        culprit = by_run.get(run_id) or (by_name.get(recorded_name) if recorded_name else None)
+        if recorded_name == r.name and (culprit is None or culprit is r):
+            problems.append(Problem(
+                r.name, f"{r.name} was written over an earlier report of the same name (run {run_id}), which is "
+                        f"gone: write each scan to a new file to keep the series", (r.started, 0)))
+        elif culprit is not None:
+            problems.append(Problem(
+                culprit.name,
+                f"{culprit.name} was altered: its SHA-256 is not the {sha[:16]}… that {r.name} recorded for it",
+                (culprit.started, 1) if culprit.started else (r.started, 0)))
+        else:
+            missing = recorded_name or "a report"
+            problems.append(Problem(
+                missing,
+                f"{missing} (run {run_id}) was removed: {r.name} records it as its predecessor and no file in the "
+                f"directory has its SHA-256 {sha[:16]}…", (r.started, 0)))
+    for sha, followers in successors.items():
+        if len(followers) > 1:
+            names = " and ".join(f.name for f in sorted(followers, key=lambda f: f.started))
+            first = min(followers, key=lambda f: f.started)
+            problems.append(Problem(first.name, f"the series forks: {names} both follow {by_sha[sha].name}",
+                                    (first.started, 1)))
+    if len(starts) > 1:
+        starts.sort(key=lambda s: s.started)
+        for extra in starts[1:]:
+            problems.append(Problem(extra.name, f"{extra.name} starts a new chain (no predecessor) although "
+                                                f"{starts[0].name} came before it", (extra.started, 1)))
+    return problems
+
+
+def _chain_order(members: list[ReportFile], by_sha: dict[str, ReportFile]) -> list[ReportFile]:
+    """Reports in link order from the first; those not reachable follow by start time."""
+    following: dict[str, list[ReportFile]] = {}
+    for r in members:
+        prev = r.previous
+        if prev is not None and str(prev.get("sha256")) in by_sha:
+            following.setdefault(str(prev.get("sha256")), []).append(r)
+    ordered: list[ReportFile] = []
+    seen: set[str] = set()
+    for start in sorted((r for r in members if r.previous is None), key=lambda r: r.started):
+        current: ReportFile | None = start
+        while current is not None and current.sha256 not in seen:
+            ordered.append(current)
+            seen.add(current.sha256)
+            nxt = sorted(following.get(current.sha256, []), key=lambda r: r.started)
+            current = nxt[0] if nxt else None
+    ordered.extend(sorted((r for r in members if r.sha256 not in seen), key=lambda r: (r.started, r.name)))
+    return ordered
