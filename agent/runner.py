@@ -57,6 +57,10 @@ class TargetFacts:
     machine_id: str = ""
     status: str = "ok"  # ok | partial | error
     error: str | None = None
+    #: Why the target is not ``ok``, as a code (reports/schema: targets[].reason); None when ok.
+    reason: str | None = None
+    #: Labels from the inventory (``role: file-server``), carried into bundles and reports.
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
     facts: dict[str, FactRecord] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,11 +118,13 @@ def _ensure_jsonable(data: Any) -> Any:
     return data
 
 
-def run_collector(collector: Collector, target: Target) -> FactRecord:
+def run_collector(collector: Collector, target: Target, policy: Policy | None = None) -> FactRecord:
     started = now_iso()
     t0 = time.perf_counter()
+    inputs = {key: policy.get(key) for key in collector.inputs} if policy is not None else {}
     try:
-        data = call_with_timeout(lambda: _ensure_jsonable(collector.collect(target)), collector.timeout)
+        data = call_with_timeout(lambda: _ensure_jsonable(collector.collect_with(target, inputs)),
+                                 collector.timeout)
         error = None
     except TimeoutError as e:
         data, error = None, f"timed out ({e})"
@@ -136,23 +142,26 @@ def run_collector(collector: Collector, target: Target) -> FactRecord:
     )
 
 
-def needed_collectors(checks: Iterable[Check], available: dict[str, Collector]) -> list[Collector]:
+def needed_collectors(checks: Iterable[Check], available: dict[str, Collector], *,
+                      active: bool = False) -> list[Collector]:
+    """Collectors the checks need; active ones (which act on the target) only when ``active`` is given."""
     names: list[str] = []
     for c in checks:
         for n in c.needs:
             if n not in names:
                 names.append(n)
-    return [available[n] for n in names if n in available]
+    return [available[n] for n in names if n in available and (active or not available[n].active)]
 
 
 def collect_target(spec: str, collectors: Sequence[Collector], *, target_options: dict[str, Any] | None = None,
+                   policy: Policy | None = None,
                    connect_timeout: float = 60.0) -> TargetFacts:
     """Open a target and gather the facts of every collector, concurrently, each under its timeout."""
     tf = TargetFacts(id=spec, kind="unknown")
     try:
         target = call_with_timeout(lambda: open_target(spec, **(target_options or {})), connect_timeout)
     except Exception as e:
-        tf.status, tf.error = "error", _describe(e)
+        tf.status, tf.error, tf.reason = "error", _describe(e), reason_of(e)
         return tf
     tf.kind = target.kind
     tf.id = target.id
@@ -163,7 +172,8 @@ def collect_target(spec: str, collectors: Sequence[Collector], *, target_options
         results: dict[str, FactRecord] = {}
         threads = []
         for c in applicable:
-            th = threading.Thread(target=lambda c=c: results.__setitem__(c.id, run_collector(c, target)), daemon=True)
+            th = threading.Thread(target=lambda c=c: results.__setitem__(c.id, run_collector(c, target, policy)),
+                                  daemon=True)
             th.start()
             threads.append((c, th))
         for c, th in threads:
@@ -172,12 +182,25 @@ def collect_target(spec: str, collectors: Sequence[Collector], *, target_options
                 results[c.id] = FactRecord(collector=c.id, version=c.version, collected_at=now_iso(),
                                            duration_ms=(c.timeout + 5) * 1000, error="timed out")
         tf.facts = {c.id: results[c.id] for c, _ in threads}
+        lost = target.failure
+        if lost is not None:  # the host went away mid-scan: what came before it still counts
+            tf.status = "partial" if any(r.error is None for r in tf.facts.values()) else "error"
+            tf.error, tf.reason = _describe(lost), lost.reason
     except Exception as e:
-        tf.status, tf.error = "error", _describe(e)
+        tf.status, tf.error, tf.reason = "error", _describe(e), reason_of(e)
     finally:
         with contextlib.suppress(Exception):  # closing a dead connection is not worth a failure
             target.close()
     return tf
+
+
+def reason_of(e: BaseException) -> str:
+    """The report's reason code for an error that stopped a whole target."""
+    if isinstance(e, TargetError):
+        return e.reason
+    if isinstance(e, TimeoutError):
+        return "timeout"
+    return "error"
 
 
 def _describe(e: BaseException) -> str:
@@ -235,8 +258,9 @@ def target_record(tf: TargetFacts) -> TargetRecord:
     status = tf.status
     if status == "ok" and tf.facts and any(r.error for r in tf.facts.values()):
         status = "partial"
+    reason = tf.reason or {"ok": None, "partial": "partial"}.get(status, "error")
     return TargetRecord(id=tf.id, kind=tf.kind, hostname=tf.hostname, os=tf.os, status=status, error=tf.error,
-                        machine_id=tf.machine_id)
+                        machine_id=tf.machine_id, reason=reason, tags=dict(tf.tags))
 
 
 def operator() -> dict[str, str]:
@@ -248,10 +272,12 @@ def operator() -> dict[str, str]:
 
 
 def build_report(*, run_id: str, started: str, target_facts: Sequence[TargetFacts], checks: Sequence[Check],
-                 policy: Policy, scope: str = "", partial: bool = False) -> Report:
+                 policy: Policy, scope: str = "", partial: bool = False,
+                 policy_for: Callable[[TargetFacts], Policy] | None = None) -> Report:
+    """``policy_for`` gives a target its own policy (the inventory's per-target overrides laid over ``policy``)."""
     findings: list[Finding] = []
     for tf in target_facts:
-        findings.extend(evaluate_target(tf, checks, policy))
+        findings.extend(evaluate_target(tf, checks, policy_for(tf) if policy_for else policy))
     return Report(
         run=RunInfo(
             id=run_id,
@@ -269,8 +295,12 @@ def build_report(*, run_id: str, started: str, target_facts: Sequence[TargetFact
 
 
 def collect_all(specs: Sequence[str], collectors: Sequence[Collector], *, workers: int = 8,
-                observer: Observer | None = None, target_options: dict[str, Any] | None = None) -> list[TargetFacts]:
-    """Collect from many targets with a bounded pool; results keep the order of ``specs``."""
+                observer: Observer | None = None, target_options: dict[str, Any] | None = None,
+                policy: Policy | None = None) -> list[TargetFacts]:
+    """Collect from many targets with a bounded pool; results keep the order of ``specs``.
+
+    ``policy`` supplies the values collectors declare as ``inputs`` (which paths hold personal data).
+    """
     obs = observer or _Silent()
     results: dict[int, TargetFacts] = {}
     lock = threading.Semaphore(max(1, workers))
@@ -278,7 +308,7 @@ def collect_all(specs: Sequence[str], collectors: Sequence[Collector], *, worker
     def one(i: int, spec: str) -> None:
         with lock:
             obs.target_started(spec)
-            tf = collect_target(spec, collectors, target_options=target_options)
+            tf = collect_target(spec, collectors, target_options=target_options, policy=policy)
             results[i] = tf
             obs.target_finished(spec, tf.status)
 

@@ -71,6 +71,29 @@ def sshd_settings(facts: FactSet) -> dict[str, list[str]] | Verdict:
     return settings
 
 
+def sshd_configs(facts: FactSet) -> list[tuple[str, dict[str, list[str]]]] | Verdict:
+    """(label, settings) of every running listener, each by its own config; else of the installed config.
+
+    A running sshd enforces the file it was started with (``-f``), which need not be
+    /etc/ssh/sshd_config; when none runs, the installed config is what will start.
+    """
+    sshd = facts.need("sshd")
+    instances = sshd.get("instances") or []
+    if not instances:
+        settings = sshd_settings(facts)
+        if isinstance(settings, Verdict):
+            return settings
+        return [("/etc/ssh/sshd_config", settings)]
+    out = []
+    for inst in instances:
+        label = f"{inst['config']} (pid {', '.join(map(str, inst['pids']))})"
+        if inst.get("problem"):
+            return error(f"sshd {label}: {inst['problem']}", f"sshd {label} の設定を判定できません: {inst['problem']}",
+                         evidence={"files": inst.get("files", [])})
+        out.append((label, inst["settings"]))
+    return out
+
+
 def first(settings: dict[str, list[str]], key: str) -> str | None:
     values = settings.get(key)
     return values[0] if values else None
@@ -78,9 +101,30 @@ def first(settings: dict[str, list[str]], key: str) -> str | None:
 
 @check("IA-04", needs=("sshd",))
 def IA_04(facts: FactSet, policy: Policy) -> Verdict:
-    settings = sshd_settings(facts)
-    if isinstance(settings, Verdict):
-        return settings
+    configs = sshd_configs(facts)
+    if isinstance(configs, Verdict):
+        return configs
+    verdicts = [(label, _ia04_one(settings, policy, facts)) for label, settings in configs]
+    return merge_instances(verdicts)
+
+
+def merge_instances(verdicts: list[tuple[str, Verdict]]) -> Verdict:
+    """One verdict for several sshd listeners: the worst one decides; the evidence keeps each."""
+    if len(verdicts) == 1:
+        label, v = verdicts[0]
+        evidence = {**v.evidence, "config": label} if isinstance(v.evidence, dict) else v.evidence
+        return Verdict(status=v.status, message=v.message, params=v.params, evidence=evidence, expected=v.expected)
+    order = {Status.ERROR: 0, Status.FAIL: 1, Status.PASS: 2}
+    label, worst = min(verdicts, key=lambda lv: order.get(lv[1].status, 3))
+    params = dict(worst.params)
+    for key, value in params.items():
+        if isinstance(value, list):
+            params[key] = [f"{x} ({label})" for x in value]
+    return Verdict(status=worst.status, message=worst.message, params=params,
+                   evidence={"instances": {lb: v.evidence for lb, v in verdicts}}, expected=worst.expected)
+
+
+def _ia04_one(settings: dict[str, list[str]], policy: Policy, facts: FactSet) -> Verdict:
     pol = policy["sshd"]
     allowed_root = {"prohibit-password" if v == "without-password" else v for v in pol["permit_root_login"]}
     expected = {"permitrootlogin": sorted(allowed_root), "permitemptypasswords": "no",
@@ -92,8 +136,7 @@ def IA_04(facts: FactSet, policy: Policy) -> Verdict:
         return error("sshd did not report PermitRootLogin, PermitEmptyPasswords and MaxAuthTries",
                      "sshd の PermitRootLogin / PermitEmptyPasswords / MaxAuthTries を取得できません")
     root_n = "prohibit-password" if root.lower() == "without-password" else root.lower()
-    evidence = {"permitrootlogin": root_n, "permitemptypasswords": empty.lower(), "maxauthtries": int(tries),
-                "source": facts.need("sshd").get("source")}
+    evidence = {"permitrootlogin": root_n, "permitemptypasswords": empty.lower(), "maxauthtries": int(tries)}
     bad = []
     if root_n not in allowed_root:
         bad.append(f"PermitRootLogin {root_n}")

@@ -65,6 +65,21 @@ def parse_shadow(lines: list[str]) -> tuple[dict[str, str], list[int]]:
     return states, malformed
 
 
+def _day(field: str) -> int | None:
+    return int(field) if field.isdigit() else None
+
+
+def parse_shadow_aging(lines: list[str]) -> dict[str, dict[str, int | None]]:
+    """Dates from shadow(5) in days since 1970: last password change, inactivity grace, account expiry."""
+    aging: dict[str, dict[str, int | None]] = {}
+    for line in lines:
+        parts = line.split(":")
+        if len(parts) != 9 or not parts[0] or line.startswith("#"):
+            continue
+        aging[parts[0]] = {"last_change": _day(parts[2]), "inactive": _day(parts[6]), "expire": _day(parts[7])}
+    return aging
+
+
 def parse_group(lines: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
     groups, malformed = [], []
     for n, line in enumerate(lines, 1):
@@ -81,7 +96,7 @@ def parse_group(lines: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
 
 class AccountsCollector(Collector):
     id = "accounts"
-    version = "1"
+    version = "2"  # 2: shadow aging dates
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {}
@@ -94,7 +109,7 @@ class AccountsCollector(Collector):
         try:
             shadow = read_text(target, "/etc/shadow")
             states, bad = parse_shadow(shadow.lines)
-            facts["shadow"] = {"states": states, "malformed_lines": bad}
+            facts["shadow"] = {"states": states, "malformed_lines": bad, "aging": parse_shadow_aging(shadow.lines)}
         except FileMissing:
             facts["shadow"] = {"missing": True}
         except TargetError as e:

@@ -10,6 +10,7 @@ never enter facts: a collector that reads /etc/shadow returns "empty",
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from agent.targets.base import Target
@@ -30,6 +31,20 @@ class Collector(abc.ABC):
     platforms: ClassVar[frozenset[str]] = frozenset({"linux"})
     #: Seconds the runner allows before giving up on this collector.
     timeout: ClassVar[float] = 30.0
+    #: An *active* collector acts on the target (e.g. feeds a test marker to the
+    #: anti-malware engine) instead of only reading it. It runs only when the
+    #: operator asks for it (``mamoru scan --active-tests``); otherwise it is not
+    #: run at all and the checks that need it say so.
+    active: ClassVar[bool] = False
+    #: Dotted policy keys whose values tell the collector *what* to look at (``data_paths``): a
+    #: policy decides which folders hold personal data, and nothing on the host can. The runner
+    #: passes their values to ``collect_with``; the facts echo them, so that a later evaluation
+    #: with another policy can tell what was, and what was not, looked at.
+    inputs: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def collect(self, target: Target) -> Facts: ...
+
+    def collect_with(self, target: Target, inputs: Mapping[str, Any]) -> Facts:
+        """Collect given the policy values named in ``inputs``; collectors without inputs need only ``collect``."""
+        return self.collect(target)

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.targets.base import CommandUnavailable, Target, TargetError
 from collectors import data
-from collectors.base import Collector, Facts
+from collectors.base import Collector, CollectorError, Facts
 from collectors.textfiles import glob, read_text
 
 CONFIG = "/etc/ssh/sshd_config"
@@ -55,8 +55,19 @@ class SshdConfigParser:
         self.settings: dict[str, list[str]] = {}
         self.files: list[str] = []
 
-    def parse(self) -> dict[str, list[str]]:
-        self._parse_file(CONFIG, depth=0, active=True, stack=())
+    def parse(self, config: str = CONFIG, overrides: tuple[str, ...] = ()) -> dict[str, list[str]]:
+        """Settings of ``config``; ``overrides`` are ``-o`` options, which sshd reads before the file."""
+        for n, line in enumerate(overrides, 1):
+            keyword, args = self._split(line, f"command line -o #{n}")
+            kw = keyword.lower()
+            if kw not in self.known:
+                raise ConfigProblem(f"command line: Bad configuration option: {keyword}")
+            self._validate(kw, args, f"command line -o {line}")
+            if kw in self.accumulate:
+                self.settings.setdefault(kw, []).append(" ".join(args))
+            elif kw not in self.settings:
+                self.settings[kw] = [" ".join(args)]
+        self._parse_file(config, depth=0, active=True, stack=())
         return self.settings
 
     def _parse_file(self, path: str, *, depth: int, active: bool, stack: tuple[str, ...]) -> None:
@@ -145,11 +156,107 @@ def parse_sshd_t(stdout: bytes) -> dict[str, list[str]]:
     return settings
 
 
+#: sshd options that take an argument (sshd.c getopt string "C:E:b:c:f:g:h:k:o:p:u:46DGQRTdeiqrtV").
+_ARG_OPTS = set("CEbcfghkopu")
+
+
+def listener_options(cmdline: list[str]) -> dict[str, Any] | None:
+    """``-f`` and ``-o`` of a listening sshd, from its argv or from the title it sets for itself.
+
+    A running listener rewrites its title to ``sshd: /usr/sbin/sshd -f X [listener] 0 of 10-100
+    startups``, so /proc shows one string; before that (and on older versions) it is the plain argv.
+    Per-connection processes (``sshd: alice@pts/0``, re-executed ``-R`` children) are not listeners.
+    """
+    if len(cmdline) == 1 and cmdline[0].startswith("sshd: "):
+        title = cmdline[0][len("sshd: "):]
+        if "[listener]" not in title:
+            return None
+        words = title.split("[listener]", 1)[0].split()
+    else:
+        words = list(cmdline)
+    if not words or not words[0].rsplit("/", 1)[-1].startswith("sshd"):
+        return None
+    config, overrides, port = CONFIG, [], []
+    i = 1
+    while i < len(words):
+        w = words[i]
+        if not w.startswith("-") or len(w) < 2:
+            return None
+        flag = w[1]
+        if flag == "R":
+            return None  # a re-executed per-connection child
+        if flag in _ARG_OPTS:
+            value = w[2:] if len(w) > 2 else (words[i + 1] if i + 1 < len(words) else "")
+            i += 1 if len(w) > 2 else 2
+            if flag == "f":
+                config = value
+            elif flag == "o":
+                overrides.append(value)
+            elif flag == "p":
+                port.append(value)
+            continue
+        i += 1
+    overrides += [f"Port {p}" for p in port]
+    return {"config": config, "overrides": overrides}
+
+
 class SshdCollector(Collector):
     id = "sshd"
-    version = "1"
+    version = "2"  # 2: running listeners and their own configuration files
 
     def collect(self, target: Target) -> Facts:
+        facts = self._default(target)
+        facts["instances"] = self._running(target, facts.get("binary")) if target.can_run else []
+        if facts["instances"]:
+            facts["installed"] = True
+        return facts
+
+    def _running(self, target: Target, binary: str | None) -> list[dict[str, Any]]:
+        """Each distinct running listener, judged by its own configuration: that is what it enforces."""
+        from collectors.processes import list_processes
+
+        try:
+            procs = list_processes(target)
+        except CollectorError:
+            return []
+        found: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
+        for p in procs:
+            if p["comm"] != "sshd":
+                continue
+            opts = listener_options(p["cmdline"])
+            if opts is None:
+                continue
+            exe = (p.get("exe") or "").removesuffix(" (deleted)") or binary or BINARIES[0]
+            key = (exe, opts["config"], tuple(opts["overrides"]))
+            if key in found:
+                found[key]["pids"].append(p["pid"])
+                continue
+            found[key] = {"pids": [p["pid"]], "exe": exe, "config": opts["config"], "overrides": opts["overrides"],
+                          **self._effective(target, exe, opts["config"], opts["overrides"])}
+        return list(found.values())
+
+    def _effective(self, target: Target, exe: str, config: str, overrides: list[str]) -> dict[str, Any]:
+        argv = [exe, "-T", "-f", config]
+        for o in overrides:
+            argv += ["-o", o]
+        try:
+            res = target.run(argv, timeout=15)
+        except CommandUnavailable:
+            res = None
+        if res is not None and res.ok and res.stdout.strip():
+            return {"source": "sshd -T", "settings": parse_sshd_t(res.stdout), "problem": None}
+        if res is not None:
+            err = res.stderr.decode("utf-8", "replace").strip()
+            if "bad configuration option" in err.lower():
+                return {"source": None, "settings": {}, "problem": f"sshd -T refused {config}: {err.splitlines()[-1]}"}
+        parser = SshdConfigParser(target)
+        try:
+            parsed = parser.parse(config, tuple(overrides))
+        except ConfigProblem as e:
+            return {"source": None, "settings": {}, "problem": str(e), "files": parser.files}
+        return {"source": "config", "settings": with_defaults(parsed), "problem": None, "files": parser.files}
+
+    def _default(self, target: Target) -> Facts:
         facts: dict[str, Any] = {"installed": False, "source": None, "settings": {}, "files": [], "problem": None}
         binary = next((b for b in BINARIES if target.exists(b)), None)
         has_config = target.exists(CONFIG)

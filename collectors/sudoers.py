@@ -64,7 +64,7 @@ def _strip_comment(line: str) -> str:
         rest = line[i + 1:]
         if i == 0 and rest.startswith(("include", "includedir")):
             continue
-        if rest[:1].isdigit() and (i == 0 or line[i - 1] in " \t,(=:!"):
+        if rest[:1].isdigit() and (i == 0 or line[i - 1] in " \t,(=:!%"):
             continue
         if i > 0 and line[i - 1] == "\\":
             continue

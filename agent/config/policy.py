@@ -32,6 +32,12 @@ class Policy:
     def __getitem__(self, section: str) -> Any:
         return self.data[section]
 
+    def overlay(self, overrides: Mapping[str, Any]) -> Policy:
+        """This policy with one target's overrides (from an inventory, already validated) laid over it."""
+        if not overrides:
+            return self
+        return Policy(name=self.name, sha256=self.sha256, data=_merge(dict(self.data), overrides), source=self.source)
+
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.data
         for part in dotted.split("."):

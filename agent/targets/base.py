@@ -24,6 +24,9 @@ DEFAULT_COMMAND_TIMEOUT = 20.0
 class TargetError(Exception):
     """A target could not answer a request. Collectors turn it into an error fact."""
 
+    #: Machine-readable code shown in the report (``targets[].reason``) when this error stops a whole target.
+    reason: str = "error"
+
 
 class FileMissing(TargetError):
     """The path does not exist on the target."""
@@ -47,6 +50,8 @@ class CommandTimeout(TargetError):
 
 class TargetUnreachable(TargetError):
     """The whole target is gone (connection lost, directory removed)."""
+
+    reason = "unreachable"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,6 +134,19 @@ class Target(abc.ABC):
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
+
+    def readlink(self, path: str) -> str:
+        """Where a symbolic link points (e.g. ``/proc/PID/exe``). Kinds that cannot tell raise FileUnreadable."""
+        raise FileUnreadable(f"{path}: this target cannot read symbolic links")
+
+    @property
+    def failure(self) -> TargetError | None:
+        """The error that broke the whole target during the scan (a lost connection), if any.
+
+        Single calls fail one by one; this tells the runner that the facts after it are missing because the
+        host went away, so the target is reported ``partial`` with that reason rather than looking healthy.
+        """
+        return None
 
     def close(self) -> None:
         """Release connections. Safe to call twice."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import stat as stat_mod
 
 from agent.targets.base import (
@@ -68,6 +69,16 @@ class FilesystemTarget(Target):
             return sorted(os.listdir(real))
         except (FileNotFoundError, NotADirectoryError) as e:
             raise FileMissing(f"{path}: no such directory") from e
+        except OSError as e:
+            raise FileUnreadable(f"{path}: {os.strerror(e.errno or errno.EIO)}") from e
+
+    def readlink(self, path: str) -> str:
+        # Resolve the directory part only: the link itself must not be followed.
+        real = os.path.join(self.host_path(posixpath.dirname(path) or "/"), posixpath.basename(path))
+        try:
+            return os.readlink(real)
+        except (FileNotFoundError, NotADirectoryError) as e:
+            raise FileMissing(f"{path}: no such file") from e
         except OSError as e:
             raise FileUnreadable(f"{path}: {os.strerror(e.errno or errno.EIO)}") from e
 
