@@ -1,9 +1,12 @@
-"""MLIT-9-4-2: anti-theft — a password-protected screen lock when away (PH-01, GNOME)."""
+"""MLIT-9-4-2: anti-theft — screen lock (PH-01, GNOME), disk encryption (PH-02), removable storage (PH-03)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.config.policy import Policy
 from checks.base import FactSet, Status, Verdict, check, error
+from collectors.processes import find
 
 SS = "/org/gnome/desktop/screensaver/"
 LOCK_ENABLED = SS + "lock-enabled"
@@ -54,4 +57,69 @@ def PH_01(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.FAIL, message="fail", params={"problems": bad}, evidence=evidence,
                        expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"seconds": idle + delay}, evidence=evidence,
+                   expected=expected)
+
+
+@check("PH-02", needs=("disks",))
+def PH_02(facts: FactSet, policy: Policy) -> Verdict:
+    d = facts.need("disks")
+    data_paths = list(policy.get("data_paths") or [])
+    expected = {"storage_under": data_paths or ["/ (no data_paths in the policy)"], "encrypted": True}
+    if d["data_paths"] != data_paths:
+        return error(f"the facts describe {d['data_paths'] or ['/']}, not the policy's data_paths {data_paths}",
+                     "収集時の対象パスがポリシーの data_paths と異なります", expected=expected)
+    if d["problem"]:
+        return error(d["problem"], f"ディスク構成を読めません: {d['problem']}", expected=expected)
+    rows = [{k: p.get(k) for k in ("path", "mount", "fstype", "source", "class", "why")} for p in d["paths"]]
+    evidence = {"mode": d["mode"], "paths": rows, "crypttab": d["crypttab"]}
+    plain = [r for r in rows if r["class"] == "plain"]
+    unknown = [r for r in rows if r["class"] not in ("plain", "encrypted", "memory")]
+    if plain:
+        return Verdict(status=Status.FAIL, message="fail",
+                       params={"paths": [f"{r['path']} ({r['source']})" for r in plain]},
+                       evidence=evidence, expected=expected)
+    if unknown:
+        reasons = [f"{r['path']}: {r['why']}" for r in unknown]
+        return error("; ".join(reasons), "暗号化を判定できません: " + "; ".join(reasons), evidence=evidence,
+                     expected=expected)
+    return Verdict(status=Status.PASS, message="pass", params={"paths": [r["path"] for r in rows],
+                                                               "how": sorted({str(r["why"]) for r in rows})},
+                   evidence=evidence, expected=expected)
+
+
+@check("PH-03", needs=("removable", "processes"))
+def PH_03(facts: FactSet, policy: Policy) -> Verdict:
+    if not policy["removable_storage"]["required"]:
+        return Verdict(status=Status.NOT_APPLICABLE, message="not_required")
+    rm = facts.need("removable")
+    expected = {"usb_storage": "install usb-storage /bin/false (or blacklist), not loaded; or USBGuard blocking"}
+    us = rm["modprobe"]["modules"]["usb_storage"]
+    controls = []
+    if us["install"] and us["install"]["denies"]:
+        controls.append(f"install usb-storage {us['install']['command']} ({us['install']['where']})")
+    if us["blacklist"]:
+        controls.append(f"blacklist usb-storage ({', '.join(us['blacklist'])})")
+    ug = rm["usbguard"]
+    evidence: dict[str, Any] = {"modprobe_files": rm["modprobe"]["files"], "usb_storage": us,
+                                "usbguard": ug, "kernel": rm["kernel"]}
+    guard = False
+    if ug["installed"] and str(ug["implicit_policy"]).lower() in ("block", "reject"):
+        procs = facts.need("processes")
+        guard = bool(find(procs["processes"], {"usbguard-daemon"}))
+        evidence["usbguard_running"] = guard
+        if guard:
+            controls.append(f"USBGuard (ImplicitPolicyTarget={ug['implicit_policy']})")
+    kernel = rm["kernel"] or {}
+    if not guard and kernel.get("readable"):
+        if "usb_storage" in kernel.get("builtin", []):
+            return Verdict(status=Status.FAIL, message="fail_builtin", evidence=evidence, expected=expected)
+        if "usb_storage" in kernel.get("loaded", []):
+            return Verdict(status=Status.FAIL, message="fail_loaded", params={"controls": controls},
+                           evidence=evidence, expected=expected)
+        if kernel.get("modular") is False:
+            # No module loading and no built-in driver: this kernel cannot drive USB storage at all.
+            return Verdict(status=Status.PASS, message="pass_no_driver", evidence=evidence, expected=expected)
+    if not controls:
+        return Verdict(status=Status.FAIL, message="fail", evidence=evidence, expected=expected)
+    return Verdict(status=Status.PASS, message="pass", params={"controls": controls}, evidence=evidence,
                    expected=expected)

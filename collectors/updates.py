@@ -1,0 +1,279 @@
+"""Security updates this host has not installed (apt/dpkg), worked out offline.
+
+``apt-get -s upgrade`` would answer too, but it rebuilds apt's cache on every
+call where none is kept (seconds), and cannot run on a directory target. The
+same answer comes from the files apt already has: every package installed
+(``/var/lib/dpkg/status``) for which a *security* suite's package index in
+``/var/lib/apt/lists`` holds a newer version (dpkg's version ordering) has a
+security update pending. A suite is a security suite when its Release file says
+so (Debian's ``Label: Debian-Security``, Ubuntu's ``Suite: *-security``).
+
+Nothing here asks the network: the answer is only as current as the lists, so
+the facts carry each security index's own ``Date:`` (when the archive produced
+it). The check judges that age too; missing lists are reported, never guessed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import email.utils
+import gzip
+import lzma
+import posixpath
+import re
+import time
+from typing import Any
+
+from agent.targets.base import CommandUnavailable, FileMissing, Target, TargetError
+from collectors.base import Collector, Facts
+
+DPKG_STATUS = "/var/lib/dpkg/status"
+LISTS = "/var/lib/apt/lists"
+APT_HELPER = "/usr/lib/apt/apt-helper"
+AUTO_UPGRADES = ("/etc/apt/apt.conf.d/20auto-upgrades", "/etc/apt/apt.conf.d/50unattended-upgrades")
+MAX_INDEX_BYTES = 256 * 1024 * 1024
+MAX_LISTED = 200  # pending packages kept in facts; the total is always exact
+
+
+class ListProblem(Exception):
+    pass
+
+
+# --- dpkg version ordering (deb-version(7), lib/dpkg/version.c) -------------
+
+def _order(c: str) -> int:
+    if c.isdigit():
+        return 0
+    if c.isalpha():
+        return ord(c)
+    if c == "~":
+        return -1
+    return ord(c) + 256 if c else 0
+
+
+def _verrevcmp(a: str, b: str) -> int:
+    i = j = 0
+    while i < len(a) or j < len(b):
+        first_diff = 0
+        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+            ac = _order(a[i]) if i < len(a) else 0
+            bc = _order(b[j]) if j < len(b) else 0
+            if ac != bc:
+                return ac - bc
+            i += 1
+            j += 1
+        while i < len(a) and a[i] == "0":
+            i += 1
+        while j < len(b) and b[j] == "0":
+            j += 1
+        while i < len(a) and a[i].isdigit() and j < len(b) and b[j].isdigit():
+            if not first_diff:
+                first_diff = ord(a[i]) - ord(b[j])
+            i += 1
+            j += 1
+        if i < len(a) and a[i].isdigit():
+            return 1
+        if j < len(b) and b[j].isdigit():
+            return -1
+        if first_diff:
+            return first_diff
+    return 0
+
+
+def _split(v: str) -> tuple[int, str, str]:
+    epoch = 0
+    if ":" in v:
+        e, v = v.split(":", 1)
+        epoch = int(e) if e.isdigit() else 0
+    upstream, _, revision = v.rpartition("-") if "-" in v else (v, "", "")
+    return epoch, upstream, revision
+
+
+def compare_versions(a: str, b: str) -> int:
+    """<0, 0, >0 as dpkg --compare-versions orders a and b."""
+    ea, ua, ra = _split(a)
+    eb, ub, rb = _split(b)
+    if ea != eb:
+        return ea - eb
+    return _verrevcmp(ua, ub) or _verrevcmp(ra, rb)
+
+
+# --- files -----------------------------------------------------------------
+
+def parse_control(text: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    """deb822 stanzas, keeping only ``fields`` (continuation lines ignored)."""
+    out: list[dict[str, str]] = []
+    cur: dict[str, str] = {}
+    prefixes = tuple(f + ":" for f in fields)
+    for line in text.splitlines():
+        if not line.strip():
+            if cur:
+                out.append(cur)
+                cur = {}
+            continue
+        if line.startswith(prefixes):
+            k, _, v = line.partition(":")
+            cur[k] = v.strip()
+    if cur:
+        out.append(cur)
+    return out
+
+
+def parse_release(text: str) -> dict[str, str]:
+    """The header fields of an (In)Release file; the signature armour is skipped."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("-----BEGIN PGP SIGNED") or line.startswith("Hash:"):
+            continue
+        if not line.strip():
+            if out:
+                break
+            continue
+        if line[0] in " \t":
+            continue
+        k, sep, v = line.partition(":")
+        if not sep:
+            break
+        out[k.strip()] = v.strip()
+    return out
+
+
+def is_security(rel: dict[str, str]) -> bool:
+    label = rel.get("Label", "")
+    suite = rel.get("Suite", "")
+    codename = rel.get("Codename", "")
+    return "security" in label.lower() or suite.endswith("-security") or codename.endswith("-security")
+
+
+def release_date(rel: dict[str, str]) -> float | None:
+    raw = rel.get("Date")
+    if not raw:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def read_index(target: Target, path: str) -> str:
+    """A Packages index, decompressed: stdlib formats here, others through apt's own helper on the target."""
+    if path.endswith((".lz4", ".zst")):
+        try:
+            res = target.run([APT_HELPER, "cat-file", path], timeout=20, max_output=MAX_INDEX_BYTES)
+        except CommandUnavailable as e:
+            raise ListProblem(f"{path}: compressed with {path.rsplit('.', 1)[1]}, which needs apt-helper "
+                              f"on the target ({e})") from e
+        if not res.ok or res.truncated:
+            raise ListProblem(f"{path}: apt-helper cat-file failed (exit {res.returncode})")
+        data = res.stdout
+    else:
+        raw = target.read_file(path, max_bytes=MAX_INDEX_BYTES)
+        try:
+            if path.endswith(".gz"):
+                data = gzip.decompress(raw)
+            elif path.endswith(".xz"):
+                data = lzma.decompress(raw)
+            elif path.endswith(".bz2"):
+                data = bz2.decompress(raw)
+            else:
+                data = raw
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            raise ListProblem(f"{path}: cannot decompress ({e})") from e
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ListProblem(f"{path}: not UTF-8") from e
+
+
+def installed_packages(target: Target) -> list[dict[str, str]]:
+    text = target.read_file(DPKG_STATUS, max_bytes=MAX_INDEX_BYTES).decode("utf-8", "replace")
+    pkgs = parse_control(text, ("Package", "Status", "Architecture", "Version"))
+    return [p for p in pkgs if p.get("Status", "").endswith(" installed") and "Version" in p and "Package" in p]
+
+
+def auto_upgrades(target: Target) -> dict[str, Any]:
+    """Whether unattended-upgrades is switched on (APT::Periodic::Unattended-Upgrade "1"); evidence only."""
+    settings: dict[str, str] = {}
+    for path in AUTO_UPGRADES:
+        try:
+            text = target.read_file(path, max_bytes=1 << 20).decode("utf-8", "replace")
+        except TargetError:
+            continue
+        for m in re.finditer(r'^\s*(APT::Periodic::[\w-]+)\s+"([^"]*)"\s*;', text, re.M):
+            settings[m.group(1)] = m.group(2)
+    return {"unattended_upgrade": settings.get("APT::Periodic::Unattended-Upgrade"),
+            "update_package_lists": settings.get("APT::Periodic::Update-Package-Lists")}
+
+
+class UpdatesCollector(Collector):
+    id = "updates"
+    version = "1"
+    timeout = 30.0
+
+    def collect(self, target: Target) -> Facts:
+        facts: Facts = {"collected_at": time.time(), "manager": None, "suites": [], "pending": [],
+                        "pending_total": 0, "problem": None, "auto_upgrades": {}}
+        if not target.exists(DPKG_STATUS):
+            return facts
+        facts["manager"] = "apt"
+        facts["auto_upgrades"] = auto_upgrades(target)
+        try:
+            names = target.list_dir(LISTS)
+        except FileMissing:
+            facts["problem"] = f"{LISTS} does not exist: apt has never fetched package lists"
+            return facts
+        except TargetError as e:
+            facts["problem"] = str(e)
+            return facts
+        releases = [n for n in names if n.endswith(("_InRelease", "_Release"))]
+        security_indexes: list[tuple[str, str]] = []
+        for rname in releases:
+            prefix = rname.rsplit("_", 1)[0] + "_"
+            if rname.endswith("_Release") and prefix + "InRelease" in names:
+                continue
+            try:
+                rel = parse_release(target.read_file(posixpath.join(LISTS, rname), max_bytes=1 << 24)
+                                    .decode("utf-8", "replace"))
+            except TargetError as e:
+                facts["suites"].append({"release_file": rname, "problem": str(e), "security": None})
+                continue
+            sec = is_security(rel)
+            pk = [n for n in names if n.startswith(prefix) and "_binary-" in n and "_Packages" in n
+                  and n[len(prefix):].count("_") >= 2]
+            facts["suites"].append({"release_file": rname, "origin": rel.get("Origin"), "label": rel.get("Label"),
+                                    "suite": rel.get("Suite"), "codename": rel.get("Codename"),
+                                    "date": release_date(rel), "security": sec, "packages_files": pk,
+                                    "problem": None})
+            if sec:
+                security_indexes += [(rel.get("Suite") or rel.get("Codename") or rname, n) for n in pk]
+        if not releases:
+            facts["problem"] = f"no package lists in {LISTS}: run apt-get update"
+            return facts
+        try:
+            facts.update(self._pending(target, security_indexes))
+        except (ListProblem, TargetError) as e:
+            facts["problem"] = str(e)
+        return facts
+
+    def _pending(self, target: Target, indexes: list[tuple[str, str]]) -> dict[str, Any]:
+        newest: dict[tuple[str, str], tuple[str, str]] = {}
+        for suite, name in indexes:
+            text = read_index(target, posixpath.join(LISTS, name))
+            for p in parse_control(text, ("Package", "Version", "Architecture")):
+                if "Package" not in p or "Version" not in p:
+                    raise ListProblem(f"{name}: stanza without Package or Version")
+                key = (p["Package"], p.get("Architecture", ""))
+                if key not in newest or compare_versions(p["Version"], newest[key][0]) > 0:
+                    newest[key] = (p["Version"], suite)
+        pending = []
+        for inst in installed_packages(target):
+            arch = inst.get("Architecture", "")
+            cand = newest.get((inst["Package"], arch))
+            if cand and compare_versions(cand[0], inst["Version"]) > 0:
+                pending.append({"package": inst["Package"], "arch": arch, "installed": inst["Version"],
+                                "candidate": cand[0], "suite": cand[1]})
+        pending.sort(key=lambda p: p["package"])
+        return {"pending": pending[:MAX_LISTED], "pending_total": len(pending)}
+
+
+COLLECTOR = UpdatesCollector()
