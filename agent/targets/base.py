@@ -104,8 +104,8 @@ class Target(abc.ABC):
 
     @property
     def can_run(self) -> bool:
-        """Whether ``run`` can work at all on this kind of target."""
-        return True
+        """Whether ``run`` can work at all on this kind of target: only kinds that implement it."""
+        return type(self).run is not Target.run
 
     @abc.abstractmethod
     def platform(self) -> PlatformInfo: ...
@@ -121,7 +121,6 @@ class Target(abc.ABC):
     def stat(self, path: str) -> FileStat | None:
         """stat() following symlinks; None when the path does not exist."""
 
-    @abc.abstractmethod
     def run(
         self,
         argv: Sequence[str],
@@ -131,6 +130,7 @@ class Target(abc.ABC):
         stdin: bytes | None = None,
     ) -> CommandResult:
         """Run a program from an argv list (never a shell string), with ``LC_ALL=C``."""
+        raise CommandUnavailable(f"a {self.kind} target cannot run commands")
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from agent.errors import ConfigError
 from agent.scope import MAX_ADDRESSES, parse_network
 from agent.targets.base import (
-    DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MAX_FILE_BYTES,
-    DEFAULT_MAX_OUTPUT_BYTES,
-    CommandResult,
-    CommandUnavailable,
     FileStat,
     FileUnreadable,
     PlatformInfo,
@@ -55,10 +51,6 @@ class NetworkTarget(Target):
             raise ConfigError(f"network:{network}: larger than {MAX_ADDRESSES} addresses")
         return cls(f"network:{network}", network)
 
-    @property
-    def can_run(self) -> bool:
-        return False
-
     def hosts(self) -> list[ipaddress.IPv4Address]:
         """Addresses a sweep probes: all but network and broadcast (both kept for /31 and /32)."""
         return list(self.network.hosts()) if self.network.prefixlen < 31 else list(self.network)
@@ -85,12 +77,3 @@ class NetworkTarget(Target):
     def stat(self, path: str) -> FileStat | None:
         return None
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float = DEFAULT_COMMAND_TIMEOUT,
-        max_output: int = DEFAULT_MAX_OUTPUT_BYTES,
-        stdin: bytes | None = None,
-    ) -> CommandResult:
-        raise CommandUnavailable("a network target cannot run commands")

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Sequence
 
 from agent.errors import ConfigError
 from agent.targets.base import (
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_MAX_OUTPUT_BYTES,
-    CommandResult,
-    CommandUnavailable,
     FileUnreadable,
     PlatformInfo,
     TargetError,
@@ -44,10 +39,6 @@ class RootfsTarget(FilesystemTarget):
         if not root:
             raise ConfigError("rootfs target needs a directory: rootfs:/path/to/root")
         return cls(spec, root)
-
-    @property
-    def can_run(self) -> bool:
-        return False
 
     def host_path(self, path: str) -> str:
         """Resolve ``path`` as the kernel would inside a chroot at ``self.root``."""
@@ -101,12 +92,3 @@ class RootfsTarget(FilesystemTarget):
             machine_id=machine_id,
         )
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float = DEFAULT_COMMAND_TIMEOUT,
-        max_output: int = DEFAULT_MAX_OUTPUT_BYTES,
-        stdin: bytes | None = None,
-    ) -> CommandResult:
-        raise CommandUnavailable("a rootfs target is a directory: it cannot run commands")

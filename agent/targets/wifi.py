@@ -22,7 +22,6 @@ from agent.targets.base import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_OUTPUT_BYTES,
     CommandResult,
-    CommandUnavailable,
     FileMissing,
     FileStat,
     FileUnreadable,
@@ -109,10 +108,6 @@ class CaptureTarget(_NoFiles):
             raise ConfigError(f"wifi-capture:{path}: no such file")
         return cls(spec, path)
 
-    @property
-    def can_run(self) -> bool:
-        return False
-
     def platform(self) -> PlatformInfo:
         return PlatformInfo(system="wifi", hostname=os.path.basename(self.path), distro="802.11 capture")
 
@@ -129,13 +124,3 @@ class CaptureTarget(_NoFiles):
             raise FileUnreadable(f"{self.path}: not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb", buffering=1 << 20)
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float = DEFAULT_COMMAND_TIMEOUT,
-        max_output: int = DEFAULT_MAX_OUTPUT_BYTES,
-        stdin: bytes | None = None,
-    ) -> CommandResult:
-        raise CommandUnavailable("a capture file cannot run commands")
