@@ -24,6 +24,10 @@ class TargetRecord:
     status: str  # ok | partial | error
     error: str | None = None
     machine_id: str = ""
+    #: Why it is not ok, as a code: unreachable, auth_failed, host_key_unknown, host_key_changed, timeout,
+    #: sudo_refused, connection_lost, partial, interrupted, error. None when ok.
+    reason: str | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

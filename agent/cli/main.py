@@ -6,6 +6,7 @@ config error · 3 the scan could not run (or a target could not be scanned).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,11 +14,16 @@ import click
 
 from agent import __version__
 from agent.cli.checks_cmd import checks_group
+from agent.cli.collect_cmd import collect
+from agent.cli.evaluate_cmd import evaluate
+from agent.cli.keygen_cmd import keygen
 from agent.cli.scan import scan
+from agent.cli.schedule_cmd import schedule
+from agent.cli.verify_cmd import verify
 from agent.errors import MamoruError
 
-#: Subcommands, one module each. Later issues add collect, evaluate, verify, keygen.
-COMMANDS: list[click.Command] = [scan, checks_group]
+#: Subcommands, one module each.
+COMMANDS: list[click.Command] = [scan, checks_group, keygen, verify, collect, evaluate, schedule]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
+        return 3
+    except Exception as e:  # a bug: one plain line, the traceback only on request
+        if os.environ.get("MAMORU_DEBUG") == "1":
+            raise
+        click.echo(f"mamoru: internal error: {type(e).__name__}: {e} (set MAMORU_DEBUG=1 for the traceback)",
+                   err=True)
         return 3
     if isinstance(rv, int):
         return rv

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from agent.cli.common import lang_option, note
+from agent.cli.keygen_cmd import load_key_for_cli
+from agent.cli.remote_options import plan_targets, remote_options, run_fleet
 
 
 def exit_code_for(report_has_failures: bool, any_target_failed: bool) -> int:
@@ -20,8 +23,17 @@ def exit_code_for(report_has_failures: bool, any_target_failed: bool) -> int:
 
 
 @click.command("scan")
-@click.option("--target", "targets", multiple=True, default=("local",), show_default=True,
-              help="local, rootfs:DIR (repeatable).")
+@click.option("--target", "targets", multiple=True, default=(),
+              help="local (the default without --inventory), rootfs:DIR, ssh://user@host:port, bundle:FILE "
+                   "(repeatable).")
+@click.option("--network", "networks", multiple=True, metavar="CIDR",
+              help="Sweep this office network (must lie in the policy's network.scope); same as "
+                   "--target network:CIDR (repeatable).")
+@click.option("--wifi", "wifi", is_flag=True,
+              help="Survey the Wi-Fi networks this machine's radios see; same as --target wifi:.")
+@click.option("--wifi-capture", "wifi_captures", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              metavar="FILE", help="Analyse an 802.11 capture (pcap/pcapng, .gz); same as --target "
+                                   "wifi-capture:FILE (repeatable).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
               help="Policy YAML laid over the built-in default.")
 @click.option("--output", "output", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -29,38 +41,57 @@ def exit_code_for(report_has_failures: bool, any_target_failed: bool) -> int:
 @click.option("--check", "check_ids", multiple=True, help="Run only this check ID (repeatable).")
 @click.option("--guideline", "guideline", multiple=True, help="Run only checks for this guideline item (repeatable).")
 @click.option("--workers", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Targets scanned at once.")
-@click.option("--scope", default="", help="Name of the series this report belongs to (hash chain).")
+              help="At most this many targets at once (and at most 4 per CPU: see README, Remote audits).")
+@click.option("--scope", default="",
+              help="Name of the report series (hash chain) in the output directory; default: that directory.")
+@click.option("--sign-key", "sign_key", type=click.Path(dir_okay=False), default=None,
+              help="Ed25519 OpenSSH private key: also write OUTPUT.sig, checkable with ssh-keygen -Y verify.")
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
+@click.option("--active-tests", "active_tests", is_flag=True,
+              help="Also run active tests that act on the target (AV-05 feeds the EICAR test string to the "
+                   "anti-malware engine). Off by default: a scan only reads.")
+@remote_options
 @lang_option
 def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, check_ids: tuple[str, ...],
-         guideline: tuple[str, ...], workers: int, scope: str, quiet: bool, lang: str) -> int:
+         guideline: tuple[str, ...], workers: int, scope: str, quiet: bool, lang: str,
+         active_tests: bool = False, sign_key: str | None = None, networks: tuple[str, ...] = (),
+         wifi: bool = False, wifi_captures: tuple[str, ...] = (), **remote: Any) -> int:
     """Audit targets against the policy and report the findings."""
     from agent.config.policy import load_policy
     from agent.registry import collectors, select_checks
-    from agent.runner import build_report, collect_all, needed_collectors, new_run_id, now_iso
-    from agent.targets import check_spec
-    from reports.atomic import write_atomic
-    from reports.json_report import render_json
+    from agent.runner import build_report, needed_collectors, new_run_id, now_iso
+    from agent.scope import check_specs
+    from reports.signing.publish import publish, publish_notes
 
-    for spec in targets:
-        check_spec(spec)  # reject an unknown kind before any work
+    targets = (*targets, *(f"network:{n}" for n in networks), *(("wifi:",) if wifi else ()),
+               *(f"wifi-capture:{f}" for f in wifi_captures))
+    items = plan_targets(targets, remote)  # every target checked (kind, URI, inventory) before any work
     policy = load_policy(policy_path)
+    check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
     chosen = select_checks(ids=check_ids, guideline=guideline)
     if output is not None and Path(output).is_dir():
         raise click.UsageError(f"--output {output} is a directory")
+    if sign_key is not None and output is None:
+        raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
+    if output is not None and not Path(output).resolve().parent.is_dir():
+        raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} does not exist")
+    key = load_key_for_cli(sign_key) if sign_key is not None else None  # a bad key fails before the scan
     run_id, started = new_run_id(), now_iso()
-    facts = collect_all(list(targets), needed_collectors(chosen, collectors()), workers=workers)
-    report = build_report(run_id=run_id, started=started, target_facts=facts, checks=chosen, policy=policy,
-                          scope=scope or (str(Path(output).resolve().parent) if output else ""))
-    data = render_json(report)
-    if output is not None:
-        write_atomic(output, data)
+    fleet = run_fleet(items, needed_collectors(chosen, collectors(), active=active_tests), workers=workers,
+                      policy=policy, quiet=quiet)
+    report = build_report(run_id=run_id, started=started, target_facts=fleet.facts, checks=chosen, policy=policy,
+                          scope=scope or (str(Path(output).resolve().parent) if output else ""),
+                          partial=fleet.interrupted, policy_for=fleet.policy_for(policy))
+    published = publish(report, output, key) if output is not None else None
     if not quiet:
         from reports.terminal import render_terminal
 
         render_terminal(report, lang=lang, file=sys.stdout)
-    if output is not None:
+    if published is not None:
         note(f"report written to {output}")
+        for line in publish_notes(published, key):
+            note(line)
+    if fleet.interrupted:
+        note("interrupted: the report holds the targets that finished and is marked partial")
     any_target_failed = any(t.status == "error" for t in report.targets)
     return exit_code_for(report.has_failures, any_target_failed)

@@ -16,6 +16,11 @@ from agent.targets.base import Target
 TARGET_KINDS: dict[str, str] = {
     "local": "agent.targets.local:LocalTarget",
     "rootfs": "agent.targets.rootfs:RootfsTarget.from_spec",
+    "ssh": "agent.targets.ssh:SSHTarget.from_spec",
+    "bundle": "agent.targets.bundle:BundleTarget.from_spec",
+    "network": "agent.targets.network:NetworkTarget.from_spec",
+    "wifi": "agent.targets.wifi:WifiTarget.from_spec",
+    "wifi-capture": "agent.targets.wifi:CaptureTarget.from_spec",
 }
 
 

@@ -1,0 +1,329 @@
+"""Files of an SSH target: SFTP requests, a per-scan cache, and sibling prefetch.
+
+What makes a remote audit slow is not bytes but requests: each costs a round
+trip and, worse on a busy scanner, a few SSH packets to encrypt and decrypt
+in Python. Collectors read the way they would locally — one file at a time,
+often the same file as another collector (five of them walk the process
+table) — so two things happen here, invisibly to them:
+
+* **a cache for the scan**: an answer (content, stat, listing, link, or the
+  error) is kept for the life of the target, within a byte budget, so the
+  second collector asking for ``/proc/1/comm`` costs nothing. A scan is a
+  snapshot; collectors now even agree on it.
+* **sibling prefetch**: after a directory has been listed, the second access
+  of the same shape under it (``/proc/<pid>/comm`` for two pids,
+  ``/etc/pam.d/<file>`` for two files, ``/proc/<pid>/fd/<n>``) fetches that
+  shape for every listed entry in one batch — all requests in one write, the
+  answers pipelined back — instead of one round trip each.
+
+Safety is unchanged: a file is stat'ed before it is opened (a FIFO would hang
+sftp-server), except kernel pseudo-files under ``/proc`` and ``/sys`` that
+cannot be FIFOs; sizes are capped; only small files are prefetched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import stat as stat_mod
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from agent.targets.base import FileMissing, FileStat, FileTooLarge, FileUnreadable, TargetError
+from agent.targets.ssh_sftp import NO_SUCH_FILE, PERMISSION_DENIED, Attrs, PipelinedSFTP, SFTPClosed, SFTPStatus
+
+#: Kernel files that cannot be FIFOs or lead elsewhere: opened without a stat first. root, cwd and exe are
+#: links to arbitrary places and stay out.
+PSEUDO_FILE = re.compile(r"^/(?:proc/(?:(?:self|thread-self|\d+)/(?!(?:root|cwd|exe)$)[a-z_]+|sys/[a-z0-9_./-]+|"
+                         r"[a-z_]+)|sys/[A-Za-z0-9_.:/-]+)$")
+#: A prefetched or cached file is at most this big; bigger ones are read when asked, and not kept.
+SMALL_FILE = 64 * 1024
+#: Bytes of answers kept per target: a few MB, so a fleet of 64 stays small.
+CACHE_BUDGET = 2 * 1024 * 1024
+MAX_BATCH = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    """An error answer, kept to be raised again (a fresh exception each time)."""
+
+    kind: type[TargetError]
+    message: str
+
+
+def _error(status: SFTPStatus, path: str) -> _Failure:
+    if status.code == NO_SUCH_FILE:
+        return _Failure(FileMissing, f"{path}: no such file")
+    if status.code == PERMISSION_DENIED:
+        return _Failure(FileUnreadable, f"{path}: Permission denied")
+    return _Failure(FileUnreadable, f"{path}: {status}")
+
+
+def _file_stat(a: Attrs) -> FileStat:
+    return FileStat(mode=a.mode or 0, uid=a.uid or 0, gid=a.gid or 0, size=a.size or 0, mtime=float(a.mtime or 0))
+
+
+_MISSING = object()
+
+
+class _Cache:
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self.data: dict[tuple[str, str], Any] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Any:
+        with self.lock:
+            return self.data.get(key, _MISSING)
+
+    def put(self, key: tuple[str, str], value: Any, size: int = 64) -> None:
+        with self.lock:
+            if key in self.data or self.used + size > self.budget:
+                return
+            self.data[key] = value
+            self.used += size
+
+
+class RemoteFiles:
+    """read_file / list_dir / stat / readlink over one pipelined SFTP session, cached and prefetched."""
+
+    def __init__(self, sftp: PipelinedSFTP, *, on_lost: Callable[[str], TargetError],
+                 budget: int = CACHE_BUDGET) -> None:
+        self.sftp = sftp
+        self._lost = on_lost
+        self._cache = _Cache(budget)
+        self._listings: dict[str, frozenset[str]] = {}
+        self._hits: dict[tuple[str, str, str], set[str]] = {}
+        self._lock = threading.Lock()
+
+    # -- plumbing --
+
+    def _guard(self, path: str, fn: Callable[[], Any]) -> Any:
+        if not path.startswith("/"):
+            raise FileUnreadable(f"{path}: paths on a target must be absolute")
+        try:
+            return fn()
+        except SFTPStatus as e:
+            f = _error(e, path)
+            raise f.kind(f.message) from e
+        except TimeoutError as e:
+            raise self._lost(f"no answer to an SFTP request within {self.sftp.timeout:g} s") from e
+        except SFTPClosed as e:
+            raise self._lost(f"the SSH connection was lost ({e})") from e
+
+    def _known_missing(self, path: str) -> bool:
+        """Absent for sure: a listed ancestor lacks the next component, or an ancestor is known not to exist."""
+        parts = path.rstrip("/").split("/")
+        if any(p in ("", ".", "..") for p in parts[1:]):
+            return False
+        with self._lock:
+            for i in range(1, len(parts)):
+                base = "/".join(parts[:i]) or "/"
+                names = self._listings.get(base)
+                if names is not None and parts[i] not in names:
+                    return True
+        return any(self._cache.get(("stat", "/".join(parts[:i]))) is None for i in range(2, len(parts)))
+
+    def _cached(self, op: str, path: str) -> Any:
+        """The cached answer, after a prefetch if this access completes a pattern; _MISSING if none."""
+        value = self._cache.get((op, path))
+        if value is _MISSING and self._known_missing(path):
+            value = None if op == "stat" else _Failure(FileMissing, f"{path}: no such file")
+        if value is _MISSING:
+            batch = self._siblings(op, path)
+            if batch:
+                self._guard(path, lambda: self._prefetch(op, batch))
+                value = self._cache.get((op, path))
+        if isinstance(value, _Failure):
+            raise value.kind(value.message)
+        return value
+
+    @staticmethod
+    def _raw(path: str) -> bytes:
+        return path.encode("utf-8", "surrogateescape")
+
+    # -- the four operations --
+
+    def stat(self, path: str) -> FileStat | None:
+        value = self._cached("stat", path)
+        if value is not _MISSING:
+            return value  # type: ignore[no-any-return]
+
+        def fetch() -> FileStat | None:
+            try:
+                st = _file_stat(self.sftp.stat(self._raw(path)))
+            except SFTPStatus as e:
+                if e.code != NO_SUCH_FILE:
+                    raise
+                self._cache.put(("stat", path), None)
+                return None
+            self._cache.put(("stat", path), st)
+            return st
+
+        return self._guard(path, fetch)  # type: ignore[no-any-return]
+
+    def read_file(self, path: str, max_bytes: int) -> bytes:
+        value = self._cached("read", path)
+        if value is not _MISSING:
+            if len(value) > max_bytes:
+                raise FileTooLarge(f"{path}: {len(value)} bytes, larger than the {max_bytes}-byte cap")
+            return value  # type: ignore[no-any-return]
+
+        def fetch() -> bytes:
+            size = 0
+            if not PSEUDO_FILE.match(path):
+                # stat first: opening a FIFO would block the single-threaded sftp-server for good.
+                st = self.stat(path)
+                if st is None:
+                    raise FileMissing(f"{path}: no such file")
+                if not stat_mod.S_ISREG(st.mode):
+                    raise FileUnreadable(f"{path}: not a regular file")
+                size = st.size
+                if size > max_bytes:
+                    raise FileTooLarge(f"{path}: {size} bytes, larger than the {max_bytes}-byte cap")
+            handle = self.sftp.open(self._raw(path))
+            try:
+                data = self.sftp.read_all(handle, size=size, limit=max_bytes, too_large=lambda: FileTooLarge(
+                    f"{path}: larger than the {max_bytes}-byte cap"))
+            except SFTPStatus as e:
+                raise FileUnreadable(f"{path}: not a regular file" if e.code not in (NO_SUCH_FILE,
+                                                                                      PERMISSION_DENIED)
+                                     else _error(e, path).message) from e
+            finally:
+                self.sftp.close_handle(handle)
+            if len(data) <= SMALL_FILE:
+                self._cache.put(("read", path), data, len(data) + 64)
+            return data
+
+        try:
+            return self._guard(path, fetch)  # type: ignore[no-any-return]
+        except (FileMissing, FileUnreadable) as e:
+            if not isinstance(e, FileTooLarge):
+                self._cache.put(("read", path), _Failure(type(e), str(e)))
+            raise
+
+    def list_dir(self, path: str) -> list[str]:
+        value = self._cached("list", path)
+        if value is _MISSING:
+
+            def fetch() -> list[str]:
+                names = sorted(n.decode("utf-8", "surrogateescape") for n in self.sftp.listdir(self._raw(path)))
+                self._remember_listing(path, names)
+                return names
+
+            try:
+                value = self._guard(path, fetch)
+            except (FileMissing, FileUnreadable) as e:
+                self._cache.put(("list", path), _Failure(type(e), str(e)))
+                raise
+        return list(value)
+
+    def readlink(self, path: str) -> str:
+        value = self._cached("readlink", path)
+        if value is not _MISSING:
+            return value  # type: ignore[no-any-return]
+        try:
+            link = self._guard(path, lambda: self.sftp.readlink(self._raw(path)).decode("utf-8", "surrogateescape"))
+        except (FileMissing, FileUnreadable) as e:
+            self._cache.put(("readlink", path), _Failure(type(e), str(e)))
+            raise
+        self._cache.put(("readlink", path), link, len(link) + 64)
+        return link  # type: ignore[no-any-return]
+
+    def _remember_listing(self, path: str, names: list[str]) -> None:
+        self._cache.put(("list", path), tuple(names), sum(len(n) + 8 for n in names) + 64)
+        with self._lock:
+            self._listings[path.rstrip("/") or "/"] = frozenset(names)
+
+    # -- sibling prefetch --
+
+    def _siblings(self, op: str, path: str) -> list[str]:
+        """Paths of the same shape as ``path`` under a listed directory, once the shape is seen twice."""
+        parts = path.rstrip("/").split("/")
+        with self._lock:
+            for i in range(1, len(parts) - 1 + 1):  # the farthest listed ancestor gives the widest batch
+                base = "/".join(parts[:i]) or "/"
+                names = self._listings.get(base)
+                if names is None or parts[i] not in names:
+                    continue
+                rest = parts[i + 1:]
+                shapes: list[tuple[str, list[str]]] = []
+                if len(rest) == 2 and f"{base.rstrip('/')}/{parts[i]}/{rest[0]}" in self._listings:
+                    shapes.append((f"{rest[0]}/*", rest))  # e.g. /proc/<pid>/fd/<n>
+                shapes.append(("/".join(rest), rest))
+                for shape, _ in shapes:
+                    seen = self._hits.setdefault((op, base, shape), set())
+                    seen.add(path)
+                    if len(seen) >= 2:
+                        batch = self._expand(base, shape, op)
+                        if len(batch) >= 2:
+                            return batch
+        return []
+
+    def _expand(self, base: str, shape: str, op: str) -> list[str]:
+        prefix = base.rstrip("/")
+        out: list[str] = []
+        for name in sorted(self._listings[base]):
+            if shape.endswith("/*"):
+                sub = f"{prefix}/{name}/{shape[:-2]}"
+                out += [f"{sub}/{n}" for n in sorted(self._listings.get(sub, ()))]
+            else:
+                out.append(f"{prefix}/{name}/{shape}" if shape else f"{prefix}/{name}")
+            if len(out) >= MAX_BATCH:
+                break
+        return [p for p in out[:MAX_BATCH] if self._cache.get((op, p)) is _MISSING]
+
+    def _prefetch(self, op: str, paths: list[str]) -> None:
+        raw = [self._raw(p) for p in paths]
+        if op == "stat":
+            for p, a in zip(paths, self.sftp.stat_many(raw), strict=True):
+                if isinstance(a, SFTPStatus):
+                    self._cache.put(("stat", p), None if a.code == NO_SUCH_FILE else _error(a, p))
+                else:
+                    self._cache.put(("stat", p), _file_stat(a))
+        elif op == "readlink":
+            for p, link in zip(paths, self.sftp.readlink_many(raw), strict=True):
+                value = _error(link, p) if isinstance(link, SFTPStatus) else link.decode("utf-8", "surrogateescape")
+                self._cache.put(("readlink", p), value, 128)
+        elif op == "list":
+            for p, names in zip(paths, self.sftp.listdir_many(raw), strict=True):
+                if isinstance(names, SFTPStatus):
+                    self._cache.put(("list", p), _error(names, p))
+                else:
+                    self._remember_listing(p, sorted(n.decode("utf-8", "surrogateescape") for n in names))
+        elif op == "read":
+            self._prefetch_reads(paths)
+
+    def _prefetch_reads(self, paths: list[str]) -> None:
+        """Small files in three batched round trips: stat (not for pseudo-files), open, read; closes ride along."""
+        sizes: dict[str, int] = {}
+        plain = [p for p in paths if not PSEUDO_FILE.match(p)]
+        for p in paths:
+            if PSEUDO_FILE.match(p):
+                sizes[p] = 0
+        for p, a in zip(plain, self.sftp.stat_many([self._raw(p) for p in plain]), strict=True):
+            if isinstance(a, SFTPStatus):
+                self._cache.put(("stat", p), None if a.code == NO_SUCH_FILE else _error(a, p))
+                self._cache.put(("read", p), _error(a, p))
+                continue
+            self._cache.put(("stat", p), _file_stat(a))
+            if stat_mod.S_ISREG(a.mode or 0) and (a.size or 0) <= SMALL_FILE:
+                sizes[p] = a.size or 0
+        todo = [p for p in paths if p in sizes]
+        handles = self.sftp.open_many([self._raw(p) for p in todo])
+        opened = [(p, h) for p, h in zip(todo, handles, strict=True) if isinstance(h, bytes)]
+        for p, h in zip(todo, handles, strict=True):
+            if isinstance(h, SFTPStatus) and h.code in (NO_SUCH_FILE, PERMISSION_DENIED):
+                self._cache.put(("read", p), _error(h, p))
+        # A pseudo-file is asked for a whole buffer: the kernel fills it in one read, so a short answer is all
+        # there is; a full buffer may be more, and is left to the ordinary read.
+        datas = self.sftp.read_many([(h, sizes[p] + 1 if sizes[p] else SMALL_FILE) for p, h in opened])
+        for (p, h), data in zip(opened, datas, strict=True):
+            self.sftp.close_handle(h)
+            if isinstance(data, SFTPStatus):
+                continue
+            content = data or b""
+            if (sizes[p] and len(content) == sizes[p]) or (not sizes[p] and len(content) < SMALL_FILE):
+                self._cache.put(("read", p), content, len(content) + 64)

@@ -1,0 +1,131 @@
+"""Evidence bundles: the raw facts of every target, saved on site and judged later.
+
+``mamoru collect`` writes one; ``mamoru evaluate`` (or ``--target bundle:FILE``)
+judges it with any policy and gets the report a direct scan would have given.
+A bundle records which mamoru and which collector versions gathered each fact
+and when, so a fact is never judged by checks that expect another shape: a
+fact whose collector version differs from this mamoru's is turned into an
+error on load, never silently reinterpreted. Written atomically, mode 0600
+(facts name accounts and hosts, though never secrets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.runner import FactRecord, TargetFacts
+from reports.atomic import write_atomic
+
+BUNDLE_SCHEMA = "mamoru-bundle/1"
+#: A bundle of a large office is a few MB; anything far bigger is not ours.
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+
+
+@dataclasses.dataclass(kw_only=True)
+class BundleTarget:
+    facts: TargetFacts
+    #: The inventory's policy overrides for this target, so evaluate judges it as scan would have.
+    policy: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Bundle:
+    run_id: str
+    started: str
+    finished: str
+    tool: dict[str, str]
+    operator: dict[str, str]
+    partial: bool
+    collectors: dict[str, str]
+    targets: list[BundleTarget]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": BUNDLE_SCHEMA,
+            "run": {"id": self.run_id, "started": self.started, "finished": self.finished, "tool": self.tool,
+                    "operator": self.operator, "partial": self.partial},
+            "collectors": dict(sorted(self.collectors.items())),
+            "targets": [{"facts": t.facts.to_dict(), "policy": t.policy} for t in self.targets],
+        }
+
+    def to_json(self) -> bytes:
+        doc = self.to_dict()
+        try:
+            return (json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # undecodable host bytes kept as lone surrogates
+            return (json.dumps(doc, ensure_ascii=True, indent=1, allow_nan=False) + "\n").encode("ascii")
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str) -> Bundle:
+        if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("mamoru-bundle/"):
+            raise ConfigError(f"{source}: not a mamoru evidence bundle (no 'schema: mamoru-bundle/…')")
+        if doc["schema"] != BUNDLE_SCHEMA:
+            raise ConfigError(f"{source}: bundle format {doc['schema']!r} is not supported by this mamoru "
+                              f"(it reads {BUNDLE_SCHEMA})")
+        _validate(doc, source)
+        run = doc["run"]
+        targets = []
+        for t in doc["targets"]:
+            raw = t["facts"]
+            facts = {k: FactRecord(**v) for k, v in raw["facts"].items()}
+            tf = TargetFacts(**{**raw, "facts": facts})
+            targets.append(BundleTarget(facts=tf, policy=t["policy"]))
+        return cls(run_id=run["id"], started=run["started"], finished=run["finished"], tool=run["tool"],
+                   operator=run["operator"], partial=run["partial"], collectors=doc["collectors"], targets=targets)
+
+
+def _validate(doc: Any, source: str) -> None:
+    import jsonschema
+
+    schema = json.loads(resources.files("reports").joinpath("schema/bundle.schema.json").read_text("utf-8"))
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{source}: not a valid mamoru bundle: {where}: {err.message[:300]}")
+    from agent.config.policy import policy_schema
+
+    policy_validator = jsonschema.Draft202012Validator(policy_schema())
+    for i, t in enumerate(doc["targets"]):
+        for perr in policy_validator.iter_errors(t["policy"]):
+            where = ".".join(str(p) for p in perr.absolute_path) or "(top level)"
+            raise ConfigError(f"{source}: targets.{i}.policy.{where}: {perr.message[:300]}")
+
+
+def write_bundle(path: str | Path, bundle: Bundle) -> None:
+    write_atomic(path, bundle.to_json(), mode=0o600)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = fh.read(MAX_BUNDLE_BYTES + 1)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{p}: no such bundle file") from e
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from e
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise ConfigError(f"{p}: larger than {MAX_BUNDLE_BYTES} bytes; not a mamoru bundle")
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{p}: not a mamoru bundle (not JSON: {e})") from None
+    return Bundle.from_dict(doc, str(p))
+
+
+def check_versions(bundle: Bundle, current: Mapping[str, str]) -> None:
+    """Turn facts gathered by another version of a collector into errors (fail closed, never reinterpret)."""
+    for t in bundle.targets:
+        for cid, rec in t.facts.facts.items():
+            want = current.get(cid)
+            if rec.error is None and want is not None and rec.version != want:
+                rec.error = (f"collected by {cid} collector version {rec.version}; this mamoru's checks read "
+                             f"version {want}: collect again with this mamoru")
+                rec.data = None
