@@ -7,12 +7,12 @@ collected by another version of a collector become errors, never guesses.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from agent.cli.common import lang_option, note
+from agent.cli.common import lang_option
+from agent.cli.delivery import deliver
 
 
 @click.command("evaluate")
@@ -38,7 +38,6 @@ def evaluate(bundle_path: str, policy_path: str | None, output: str | None, chec
     from agent.registry import collectors, select_checks
     from agent.runner import build_report, new_run_id, now_iso
     from reports.bundle import check_versions, load_bundle
-    from reports.signing.publish import publish, publish_notes
 
     bundle = load_bundle(bundle_path)
     policy = load_policy(policy_path)
@@ -54,13 +53,5 @@ def evaluate(bundle_path: str, policy_path: str | None, output: str | None, chec
                           checks=chosen, policy=policy, partial=bundle.partial,
                           scope=scope or (str(Path(output).resolve().parent) if output else ""),
                           policy_for=lambda tf: policy.overlay(overrides.get(tf.id, {})))
-    published = publish(report, output, key) if output is not None else None
-    if not quiet:
-        from reports.terminal import render_terminal
-
-        render_terminal(report, lang=lang, file=sys.stdout)
-    if published is not None:
-        note(f"report written to {output}")
-        for line in publish_notes(published, key):
-            note(line)
+    deliver(report, output=output, key=key, quiet=quiet, lang=lang)
     return exit_code_for(report.has_failures, any(t.status == "error" for t in report.targets))

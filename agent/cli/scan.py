@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from agent.cli.common import lang_option, note
+from agent.cli.delivery import deliver
 from agent.cli.keygen_cmd import load_key_for_cli
 from agent.cli.remote_options import plan_targets, remote_options, run_fleet
 
@@ -61,7 +61,6 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
     from agent.registry import collectors, select_checks
     from agent.runner import build_report, needed_collectors, new_run_id, now_iso
     from agent.scope import check_specs
-    from reports.signing.publish import publish, publish_notes
 
     targets = (*targets, *(f"network:{n}" for n in networks), *(("wifi:",) if wifi else ()),
                *(f"wifi-capture:{f}" for f in wifi_captures))
@@ -82,15 +81,7 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
     report = build_report(run_id=run_id, started=started, target_facts=fleet.facts, checks=chosen, policy=policy,
                           scope=scope or (str(Path(output).resolve().parent) if output else ""),
                           partial=fleet.interrupted, policy_for=fleet.policy_for(policy))
-    published = publish(report, output, key) if output is not None else None
-    if not quiet:
-        from reports.terminal import render_terminal
-
-        render_terminal(report, lang=lang, file=sys.stdout)
-    if published is not None:
-        note(f"report written to {output}")
-        for line in publish_notes(published, key):
-            note(line)
+    deliver(report, output=output, key=key, quiet=quiet, lang=lang)
     if fleet.interrupted:
         note("interrupted: the report holds the targets that finished and is marked partial")
     any_target_failed = any(t.status == "error" for t in report.targets)

@@ -1,0 +1,25 @@
+"""Hand a finished report to the user: written (and signed) first, then shown, for scan and evaluate alike."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from agent.cli.common import note
+from reports.model import Report
+
+
+def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: str) -> None:
+    """Write the report atomically (signed when a key is given) before anything is printed, so a broken
+    terminal never costs the evidence."""
+    from reports.signing.publish import publish, publish_notes
+
+    published = publish(report, output, key) if output is not None else None
+    if not quiet:
+        from reports.terminal import render_terminal
+
+        render_terminal(report, lang=lang, file=sys.stdout)
+    if published is not None:
+        note(f"report written to {output}")
+        for line in publish_notes(published, key):
+            note(line)
