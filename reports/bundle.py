@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agent.config.yamlfile import read_config_bytes
 from agent.errors import ConfigError
 from agent.runner import FactRecord, TargetFacts
 from reports.atomic import write_atomic
@@ -104,15 +105,7 @@ def write_bundle(path: str | Path, bundle: Bundle) -> None:
 
 def load_bundle(path: str | Path) -> Bundle:
     p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            data = fh.read(MAX_BUNDLE_BYTES + 1)
-    except FileNotFoundError as e:
-        raise ConfigError(f"{p}: no such bundle file") from e
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read: {e.strerror}") from e
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise ConfigError(f"{p}: larger than {MAX_BUNDLE_BYTES} bytes; not a mamoru bundle")
+    data = read_config_bytes(p, limit=MAX_BUNDLE_BYTES, what="mamoru bundle file")
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

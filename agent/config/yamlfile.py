@@ -20,16 +20,17 @@ from agent.errors import ConfigError
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
-def read_config_bytes(path: Path) -> bytes:
+def read_config_bytes(path: Path, *, limit: int = MAX_CONFIG_BYTES, what: str = "config file") -> bytes:
+    """A user-named input file, bounded: a missing, unreadable or oversized file is a ConfigError (exit 2)."""
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: no such file") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
+    if len(data) > limit:
+        raise ConfigError(f"{path}: larger than {limit} bytes; not a {what}")
     return data
 
 
