@@ -89,6 +89,8 @@ def list_processes(target: Target) -> list[dict[str, Any]]:
         raise CollectorError("no /proc on this target (empty)")
     if len(pids) > MAX_PROCESSES:
         raise CollectorError(f"{len(pids)} processes: more than the {MAX_PROCESSES} this collector reads")
+    target.prefetch(f"/proc/{pid}/{name}" for pid in pids for name in ("comm", "cmdline"))
+    target.prefetch((f"/proc/{pid}/exe" for pid in pids), op="readlink")
     out = []
     for pid in pids:
         proc = read_process(target, pid)

@@ -25,6 +25,7 @@ def find_daemons(target: Target, names: set[str]) -> list[dict[str, Any]]:
         pids = [int(p) for p in target.list_dir("/proc") if p.isdigit()]
     except TargetError:
         return []
+    target.prefetch(f"/proc/{pid}/comm" for pid in pids)
     hits = []
     for pid in pids:
         try:

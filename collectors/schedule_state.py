@@ -50,6 +50,7 @@ def cron_entries(target: Target, pattern: re.Pattern[str]) -> list[dict[str, Any
             files += [posixpath.join(d, n) for n in target.list_dir(d) if not n.startswith(".")]
         except TargetError:
             continue
+    target.prefetch(files)
     out = []
     for path in files:
         st = target.stat(path)
@@ -118,6 +119,16 @@ def timers_running(target: Target, pattern: re.Pattern[str]) -> list[dict[str, A
         except TargetError:
             continue
     enabled = _enabled_units(target)
+    timers = {name: path for name, path in units.items() if name.endswith(".timer")}
+    target.prefetch(timers.values())
+    services = {}
+    for name, path in timers.items():
+        try:
+            service = (_unit_values(read_text(target, path).lines, "Timer").get("Unit") or [name[:-6] + ".service"])[-1]
+        except TargetError:
+            continue
+        services[service] = units.get(service)
+    target.prefetch(p for p in services.values() if p)
     out = []
     for name, path in sorted(units.items()):
         if not name.endswith(".timer"):

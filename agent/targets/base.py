@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 #: Largest file a collector may read in one call. Config files are small; a
 #: 50 MB "sshd_config" is an attack or an accident, never something to parse.
@@ -19,6 +20,7 @@ DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
 #: Cap on the captured stdout/stderr of one command.
 DEFAULT_MAX_OUTPUT_BYTES = 8 * 1024 * 1024
 DEFAULT_COMMAND_TIMEOUT = 20.0
+PrefetchOp = Literal["read", "stat", "list", "readlink"]
 
 
 class TargetError(Exception):
@@ -134,6 +136,14 @@ class Target(abc.ABC):
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
+
+    def prefetch(self, paths: Iterable[str], *, op: PrefetchOp = "read") -> None:
+        """A hint that these paths will be read (``op``: read, stat, list or readlink) soon.
+
+        Where each access is a round trip (SSH), answering them in one batch instead of one by one is what
+        makes a remote scan fast; elsewhere there is nothing to gain and this does nothing. Never raises for
+        a path: its error comes from the call that asks for it, exactly as without the hint.
+        """
 
     def readlink(self, path: str) -> str:
         """Where a symbolic link points (e.g. ``/proc/PID/exe``). Kinds that cannot tell raise FileUnreadable."""

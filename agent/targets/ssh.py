@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import shlex
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import ConfigError
@@ -38,6 +38,7 @@ from agent.targets.base import (
     FileTooLarge,
     FileUnreadable,
     PlatformInfo,
+    PrefetchOp,
     Target,
     TargetError,
     TargetUnreachable,
@@ -219,6 +220,12 @@ class SSHTarget(Target):
     def readlink(self, path: str) -> str:
         self._check_alive()
         return self.files.readlink(path)
+
+    def prefetch(self, paths: Iterable[str], *, op: PrefetchOp = "read") -> None:
+        if self._failure is not None or self._closed:
+            return
+        with contextlib.suppress(TargetError):  # a hint: the calls that follow report any error themselves
+            self.files.prefetch(op, list(paths))
 
     # -- commands --
 

@@ -67,6 +67,14 @@ def _file_stat(a: Attrs) -> FileStat:
 _MISSING = object()
 
 
+def _kind(name: str) -> str:
+    """What sort of sibling a name is: a number (process id), an extension (``.timer``), or neither."""
+    if name.isdigit():
+        return "#"
+    stem, dot, ext = name.lstrip(".").rpartition(".")
+    return f".{ext}" if dot and stem else ""
+
+
 class _Cache:
     def __init__(self, budget: int) -> None:
         self.budget = budget
@@ -95,7 +103,9 @@ class RemoteFiles:
         self._lost = on_lost
         self._cache = _Cache(budget)
         self._listings: dict[str, frozenset[str]] = {}
-        self._hits: dict[tuple[str, str, str], set[str]] = {}
+        self._hits: dict[tuple[str, str, str, str], set[str]] = {}
+        self._planned: set[tuple[str, str, str, str]] = set()
+        self._inflight: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
 
     # -- plumbing --
@@ -132,25 +142,80 @@ class RemoteFiles:
         if value is _MISSING and self._known_missing(path):
             value = None if op == "stat" else _Failure(FileMissing, f"{path}: no such file")
         if value is _MISSING:
-            batch = self._siblings(op, path)
-            if batch:
-                self._guard(path, lambda: self._prefetch(op, batch))
-                value = self._cache.get((op, path))
+            with self._lock:
+                pending = self._inflight.get((op, path))
+            if pending is not None:  # another collector is fetching it in a batch: wait instead of asking again
+                pending.wait(self.sftp.timeout)
+            else:
+                batch = self._siblings(op, path)
+                if batch:
+                    self._guard(path, lambda: self._fetch_batch(op, batch))
+            value = self._cache.get((op, path))
         if isinstance(value, _Failure):
             raise value.kind(value.message)
         return value
+
+    def prefetch(self, op: str, paths: list[str]) -> None:
+        """Fetch what is not known yet in one batch (a hint: errors surface when each path is asked for)."""
+        todo = [p for p in dict.fromkeys(paths)
+                if p.startswith("/") and self._cache.get((op, p)) is _MISSING and not self._known_missing(p)]
+        with self._lock:
+            todo = [p for p in todo if (op, p) not in self._inflight]
+        if todo:
+            self._guard(todo[0], lambda: self._fetch_batch(op, todo))
+
+    def _fetch_batch(self, op: str, paths: list[str]) -> None:
+        """One batch, marked in flight so that callers asking for a member meanwhile wait for it."""
+        done = threading.Event()
+        with self._lock:
+            paths = [p for p in paths if (op, p) not in self._inflight]
+            for p in paths:
+                self._inflight[(op, p)] = done
+        try:
+            if paths:
+                self._prefetch(op, paths)
+        finally:
+            with self._lock:
+                for p in paths:
+                    self._inflight.pop((op, p), None)
+            done.set()
 
     @staticmethod
     def _raw(path: str) -> bytes:
         return path.encode("utf-8", "surrogateescape")
 
+    def _answer(self, op: str, path: str, fetch: Callable[[], Any]) -> Any:
+        """The cached answer, or the one that another caller is fetching right now, or ``fetch()``'s.
+
+        Collectors run side by side and often want the same file at the same moment (five of them walk the
+        process table): only one request goes out, the others wait for its answer.
+        """
+        while True:
+            value = self._cached(op, path)
+            if value is not _MISSING:
+                return value
+            with self._lock:
+                pending = self._inflight.get((op, path))
+                if pending is None:
+                    done = self._inflight[(op, path)] = threading.Event()
+            if pending is not None:
+                pending.wait(self.sftp.timeout)
+                continue  # answered (cached) or not cacheable (then this caller asks itself)
+            try:
+                return self._guard(path, fetch)
+            except FileTooLarge:
+                raise  # the cap is the caller's: another caller may allow more
+            except (FileMissing, FileUnreadable) as e:
+                self._cache.put((op, path), _Failure(type(e), str(e)))  # before the waiters wake up
+                raise
+            finally:
+                with self._lock:
+                    self._inflight.pop((op, path), None)
+                done.set()
+
     # -- the four operations --
 
     def stat(self, path: str) -> FileStat | None:
-        value = self._cached("stat", path)
-        if value is not _MISSING:
-            return value  # type: ignore[no-any-return]
-
         def fetch() -> FileStat | None:
             try:
                 st = _file_stat(self.sftp.stat(self._raw(path)))
@@ -162,15 +227,9 @@ class RemoteFiles:
             self._cache.put(("stat", path), st)
             return st
 
-        return self._guard(path, fetch)  # type: ignore[no-any-return]
+        return self._answer("stat", path, fetch)  # type: ignore[no-any-return]
 
     def read_file(self, path: str, max_bytes: int) -> bytes:
-        value = self._cached("read", path)
-        if value is not _MISSING:
-            if len(value) > max_bytes:
-                raise FileTooLarge(f"{path}: {len(value)} bytes, larger than the {max_bytes}-byte cap")
-            return value  # type: ignore[no-any-return]
-
         def fetch() -> bytes:
             size = 0
             if not PSEUDO_FILE.match(path):
@@ -197,40 +256,26 @@ class RemoteFiles:
                 self._cache.put(("read", path), data, len(data) + 64)
             return data
 
-        try:
-            return self._guard(path, fetch)  # type: ignore[no-any-return]
-        except (FileMissing, FileUnreadable) as e:
-            if not isinstance(e, FileTooLarge):
-                self._cache.put(("read", path), _Failure(type(e), str(e)))
-            raise
+        value = self._answer("read", path, fetch)
+        if len(value) > max_bytes:
+            raise FileTooLarge(f"{path}: {len(value)} bytes, larger than the {max_bytes}-byte cap")
+        return value  # type: ignore[no-any-return]
 
     def list_dir(self, path: str) -> list[str]:
-        value = self._cached("list", path)
-        if value is _MISSING:
+        def fetch() -> list[str]:
+            names = sorted(n.decode("utf-8", "surrogateescape") for n in self.sftp.listdir(self._raw(path)))
+            self._remember_listing(path, names)
+            return names
 
-            def fetch() -> list[str]:
-                names = sorted(n.decode("utf-8", "surrogateescape") for n in self.sftp.listdir(self._raw(path)))
-                self._remember_listing(path, names)
-                return names
-
-            try:
-                value = self._guard(path, fetch)
-            except (FileMissing, FileUnreadable) as e:
-                self._cache.put(("list", path), _Failure(type(e), str(e)))
-                raise
-        return list(value)
+        return list(self._answer("list", path, fetch))
 
     def readlink(self, path: str) -> str:
-        value = self._cached("readlink", path)
-        if value is not _MISSING:
-            return value  # type: ignore[no-any-return]
-        try:
-            link = self._guard(path, lambda: self.sftp.readlink(self._raw(path)).decode("utf-8", "surrogateescape"))
-        except (FileMissing, FileUnreadable) as e:
-            self._cache.put(("readlink", path), _Failure(type(e), str(e)))
-            raise
-        self._cache.put(("readlink", path), link, len(link) + 64)
-        return link  # type: ignore[no-any-return]
+        def fetch() -> str:
+            link = self.sftp.readlink(self._raw(path)).decode("utf-8", "surrogateescape")
+            self._cache.put(("readlink", path), link, len(link) + 64)
+            return link
+
+        return self._answer("readlink", path, fetch)  # type: ignore[no-any-return]
 
     def _remember_listing(self, path: str, names: list[str]) -> None:
         self._cache.put(("list", path), tuple(names), sum(len(n) + 8 for n in names) + 64)
@@ -240,32 +285,46 @@ class RemoteFiles:
     # -- sibling prefetch --
 
     def _siblings(self, op: str, path: str) -> list[str]:
-        """Paths of the same shape as ``path`` under a listed directory, once the shape is seen twice."""
+        """Paths of the same shape and kind as ``path`` under a listed directory, once two were asked for.
+
+        Only siblings of the same kind as two that were asked for are fetched: process ids after two process
+        ids, ``.timer`` files after two ``.timer`` files. Fetching a whole directory because two of its files
+        were read costs more than it saves (measured: 500 needless requests for /usr/lib/systemd/system and
+        the non-pid entries of /proc in one scan). Each pattern is fetched once; a collector that knows what
+        it will read says so with ``Target.prefetch`` instead.
+        """
         parts = path.rstrip("/").split("/")
         with self._lock:
-            for i in range(1, len(parts) - 1 + 1):  # the farthest listed ancestor gives the widest batch
+            for i in range(1, len(parts)):  # the farthest listed ancestor gives the widest batch
                 base = "/".join(parts[:i]) or "/"
                 names = self._listings.get(base)
                 if names is None or parts[i] not in names:
                     continue
                 rest = parts[i + 1:]
-                shapes: list[tuple[str, list[str]]] = []
+                shapes: list[str] = []
                 if len(rest) == 2 and f"{base.rstrip('/')}/{parts[i]}/{rest[0]}" in self._listings:
-                    shapes.append((f"{rest[0]}/*", rest))  # e.g. /proc/<pid>/fd/<n>
-                shapes.append(("/".join(rest), rest))
-                for shape, _ in shapes:
-                    seen = self._hits.setdefault((op, base, shape), set())
-                    seen.add(path)
+                    shapes.append(f"{rest[0]}/*")  # e.g. /proc/<pid>/fd/<n>
+                shapes.append("/".join(rest))
+                kind = _kind(parts[i])
+                for shape in shapes:
+                    key = (op, base, shape, kind)
+                    if key in self._planned:
+                        continue
+                    seen = self._hits.setdefault(key, set())
+                    seen.add(parts[i])
                     if len(seen) >= 2:
-                        batch = self._expand(base, shape, op)
+                        batch = self._expand(base, shape, op, kind)
                         if len(batch) >= 2:
+                            self._planned.add(key)
                             return batch
         return []
 
-    def _expand(self, base: str, shape: str, op: str) -> list[str]:
+    def _expand(self, base: str, shape: str, op: str, kind: str) -> list[str]:
         prefix = base.rstrip("/")
         out: list[str] = []
         for name in sorted(self._listings[base]):
+            if _kind(name) != kind:
+                continue
             if shape.endswith("/*"):
                 sub = f"{prefix}/{name}/{shape[:-2]}"
                 out += [f"{sub}/{n}" for n in sorted(self._listings.get(sub, ()))]
@@ -273,7 +332,7 @@ class RemoteFiles:
                 out.append(f"{prefix}/{name}/{shape}" if shape else f"{prefix}/{name}")
             if len(out) >= MAX_BATCH:
                 break
-        return [p for p in out[:MAX_BATCH] if self._cache.get((op, p)) is _MISSING]
+        return [p for p in out[:MAX_BATCH] if self._cache.get((op, p)) is _MISSING and (op, p) not in self._inflight]
 
     def _prefetch(self, op: str, paths: list[str]) -> None:
         raw = [self._raw(p) for p in paths]
