@@ -10,11 +10,11 @@ targets are not collected: their saved facts join the run as they are.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import queue
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +22,9 @@ from typing import IO, Any
 
 from agent.config.policy import Policy
 from agent.runner import Observer, TargetFacts, collect_target
-from agent.targets import check_spec, scheme_of
+from agent.scanner import PROCESSES_ENV, Scanner
+from agent.targets import check_spec, open_target, scheme_of
+from agent.targets.base import Target, TargetUnreachable
 from collectors.base import Collector
 
 #: Targets in flight in one scanner process. One Python process runs on one core at a time (the GIL):
@@ -30,7 +32,6 @@ from collectors.base import Collector
 #: (measured here with 32 targets on 2 cores: 16 in flight per process 31 s and 0.85 CPU-s per target,
 #: 4 in flight 18 s and 0.33 CPU-s). More cores get more processes instead.
 TARGETS_PER_PROCESS = 4
-PROCESSES_ENV = "MAMORU_PROCESSES"
 PER_PROCESS_ENV = "MAMORU_TARGETS_PER_PROCESS"
 #: Added to the SSH connect timeout for the runner's own outer limit, so the precise SSH reason
 #: (banner timeout, auth failure …) is what the report shows, not a generic "timed out".
@@ -141,6 +142,53 @@ def plan(targets: Sequence[str], inventory: str | None, settings: RemoteSettings
     return items
 
 
+class _Dial:
+    """One SSH connection being opened in the background; taken by the worker that scans its target."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.done = threading.Event()
+        self.target: Target | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._taken = self._dropped = False
+        threading.Thread(target=self._open, daemon=True, name=f"mamoru-dial {job.label}").start()
+
+    def _open(self) -> None:
+        try:
+            target = open_target(self.job.spec, **dict(self.job.options))
+        except BaseException as e:
+            self.error = e
+        else:
+            with self._lock:
+                dropped = self._dropped
+                self.target = None if dropped else target
+            if dropped:  # the run ended before anyone wanted it
+                with contextlib.suppress(Exception):
+                    target.close()
+        finally:
+            self.done.set()
+
+    def take(self) -> Target:
+        """The open target, waiting for it as long as the caller's own timeout allows; or its error."""
+        with self._lock:
+            self._taken = True
+        self.done.wait()
+        if self.target is None:
+            raise self.error or TargetUnreachable("the connection was dropped")
+        return self.target
+
+    def drop(self) -> None:
+        with self._lock:
+            if self._taken:
+                return
+            self._dropped = True
+            target, self.target = self.target, None
+        if target is not None:
+            with contextlib.suppress(Exception):
+                target.close()
+
+
 class _Silent:
     def target_started(self, target_id: str) -> None:
         pass
@@ -155,10 +203,11 @@ def _interrupted(job: Job, started: bool) -> TargetFacts:
                        error=f"the run was interrupted (Ctrl-C) {when}", tags=dict(job.tags))
 
 
-def collect_one(job: Job, collectors: Sequence[Collector], policy: Policy | None) -> TargetFacts:
+def collect_one(job: Job, collectors: Sequence[Collector], policy: Policy | None,
+                opener: Callable[[], Target] | None = None) -> TargetFacts:
     target_policy = policy.overlay(job.policy) if policy is not None else None
     tf = collect_target(job.spec, collectors, target_options=dict(job.options), policy=target_policy,
-                        connect_timeout=job.connect_timeout)
+                        connect_timeout=job.connect_timeout, opener=opener)
     if job.id:
         tf.id = job.id
     tf.tags = dict(job.tags)
@@ -205,9 +254,22 @@ def _limit_malloc_arenas() -> None:
         pass
 
 
-def collect_fleet(items: Sequence[Job | Saved], collectors: Sequence[Collector], *, workers: int = 8,
-                  policy: Policy | None = None, observer: Observer | None = None) -> FleetRun:
-    """Collect every Job with at most ``workers`` at once; Saved facts pass through. Order is kept."""
+#: What to collect: the list, or a function that decides it (loading the checks) once the scanner processes
+#: have their first jobs and are already connecting.
+Wanted = Sequence[Collector] | Callable[[], Sequence[Collector]]
+
+
+def _resolve(wanted: Wanted) -> Sequence[Collector]:
+    return wanted() if callable(wanted) else wanted
+
+
+def collect_fleet(items: Sequence[Job | Saved], collectors: Wanted, *, workers: int = 8,
+                  policy: Policy | None = None, observer: Observer | None = None,
+                  scanner: Scanner | None = None) -> FleetRun:
+    """Collect every Job with at most ``workers`` at once; Saved facts pass through. Order is kept.
+
+    ``scanner``: a scanner process started ahead (``Scanner.ahead``); it takes this run's first jobs.
+    """
     obs = observer or _Silent()
     jobs = [(i, it) for i, it in enumerate(items) if isinstance(it, Job)]
     results: dict[int, TargetFacts] = {i: it.facts for i, it in enumerate(items) if isinstance(it, Saved)}
@@ -215,10 +277,14 @@ def collect_fleet(items: Sequence[Job | Saved], collectors: Sequence[Collector],
     procs = process_count(len(jobs), workers)
     if len(jobs) > 1:
         _limit_malloc_arenas()
-    if procs > 1:
-        interrupted = _in_processes(jobs, collectors, policy, workers, procs, obs, results, started)
-    else:
-        interrupted = _in_threads(jobs, collectors, policy, workers, obs, results, started)
+    try:
+        if jobs and (procs > 1 or scanner is not None):
+            interrupted = _in_processes(jobs, collectors, policy, workers, procs, obs, results, started, scanner)
+        else:
+            interrupted = _in_threads(jobs, _resolve(collectors), policy, workers, obs, results, started)
+    finally:
+        if scanner is not None:
+            scanner.discard()
     snapshot = dict(results)
     facts: list[TargetFacts] = []
     for i, it in enumerate(items):
@@ -270,44 +336,27 @@ def _collector_ref(c: Collector) -> str:
     return f"{type(c).__module__}:{type(c).__qualname__}"
 
 
-def _spawn_scanner(collectors: Sequence[Collector], policy: Policy | None, threads: int) -> subprocess.Popen[bytes]:
-    """A scanner process (``python -m agent.fleet_worker``): orders in on stdin, JSON lines out on stdout.
+def _in_processes(jobs: list[tuple[int, Job]], wanted: Wanted, policy: Policy | None, workers: int, procs: int,
+                  obs: Observer, results: dict[int, TargetFacts], started: set[int],
+                  scanner: Scanner | None) -> bool:
+    """The pool over scanner processes, and this process too when it is one of ``procs``, fed one job per
+    free slot.
 
-    A plain child process, not multiprocessing: nothing of this process (its ``__main__``, threads, open
-    connections) is re-imported or inherited; it sits in its own session so that Ctrl-C reaches only this
-    process, which then stops the children itself; and options (key paths) travel on stdin, never argv.
-    """
-    header = {
-        "threads": threads,
-        "collectors": [_collector_ref(c) for c in collectors],
-        "policy": None if policy is None else {"name": policy.name, "sha256": policy.sha256,
-                                               "data": policy.data, "source": policy.source},
-    }
-    # See _limit_malloc_arenas: the same for the scanner, from its first allocation.
-    env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
-    proc = subprocess.Popen([sys.executable, "-m", "agent.fleet_worker"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, start_new_session=True, close_fds=True, env=env)
-    assert proc.stdin is not None
-    proc.stdin.write((json.dumps(header) + "\n").encode())
-    proc.stdin.flush()
-    return proc
-
-
-def _in_processes(jobs: list[tuple[int, Job]], collectors: Sequence[Collector], policy: Policy | None,
-                  workers: int, procs: int, obs: Observer, results: dict[int, TargetFacts],
-                  started: set[int]) -> bool:
-    """The pool over ``procs`` processes — this one and ``procs - 1`` scanners — fed one job per free slot.
-
-    This process takes its share too: it has everything loaded already, so one scanner's start-up and
-    memory are saved. Feeding on demand (not a fixed share each) keeps every process busy when some
-    targets take long, e.g. unreachable ones waiting out their connect timeout.
+    This process takes its share when the fleet needs several processes: it has everything loaded already,
+    so one scanner's start-up and memory are saved. A scanner started ahead is one of the processes; with it
+    alone (a few targets) this process only judges. Jobs go out first, so the scanners connect while this
+    process decides and loads the collectors. Feeding on demand (not a fixed share each) keeps every process
+    busy when some targets take long, e.g. unreachable ones waiting out their connect timeout.
     """
     answers: queue.SimpleQueue[tuple[int, str, int, Any]] = queue.SimpleQueue()
     per_process = max(1, min(-(-workers // procs), per_process_limit()))
+    here_share = per_process if procs > 1 else 0
     todo = list(jobs)
     todo_lock = threading.Lock()
     stop = threading.Event()
-    children = [_spawn_scanner(collectors, policy, per_process) for _ in range(procs - 1)]
+    more = procs - 1 - (scanner is not None)  # a scanner started ahead is one of the processes
+    children = ([scanner] if scanner is not None else []) + [Scanner() for _ in range(more)]
+    collectors_sent = threading.Event()
     here = -1  # the "process number" of this process's own workers
 
     def take() -> tuple[int, Job] | None:
@@ -315,23 +364,17 @@ def _in_processes(jobs: list[tuple[int, Job]], collectors: Sequence[Collector], 
             return todo.pop(0) if todo and not stop.is_set() else None
 
     def feed(n: int, count: int) -> None:
-        stdin = children[n].stdin
-        assert stdin is not None
-        try:
-            for _ in range(count):
-                item = take()
-                if item is None:
-                    break
-                stdin.write((json.dumps([item[0], dataclasses.asdict(item[1])]) + "\n").encode())
-            if todo:
-                stdin.flush()
-            else:
-                stdin.close()  # end of work: its threads stop once their targets are done
-        except (BrokenPipeError, ValueError):
-            pass  # that process is gone; its targets are reported below
+        for _ in range(count):
+            item = take()
+            if item is None:
+                break
+            if not children[n].send("job", [item[0], dataclasses.asdict(item[1])]):
+                return  # that process is gone; its targets are reported below
+        if not todo and collectors_sent.is_set():
+            children[n].finish()
 
     def pump(n: int) -> None:
-        out = children[n].stdout
+        out = children[n].proc.stdout
         assert out is not None
         for line in out:
             try:
@@ -341,23 +384,34 @@ def _in_processes(jobs: list[tuple[int, Job]], collectors: Sequence[Collector], 
             answers.put((n, kind, i, payload))
         answers.put((n, "exit", -1, None))
 
-    def local() -> None:
-        while (item := take()) is not None:
-            i, job = item
-            answers.put((here, "started", i, None))
-            answers.put((here, "done", i, collect_one(job, collectors, policy)))
-        answers.put((here, "exit", -1, None))
-
-    for n in range(len(children)):
+    for n, child in enumerate(children):
+        child.setup(policy.to_wire() if policy is not None else None, per_process)
         feed(n, per_process)
         threading.Thread(target=pump, args=(n,), daemon=True).start()
-    for _ in range(per_process):
-        threading.Thread(target=local, daemon=True, name="mamoru-worker").start()
     labels = {i: job.label for i, job in jobs}
-    live = len(children) + per_process
+    finished: set[int] = set()
+    live = len(children) + here_share
     interrupted = False
     try:
-        while live:
+        collectors = _resolve(wanted)  # meanwhile the scanners connect to their first targets
+        refs = [_collector_ref(c) for c in collectors]
+        for child in children:
+            child.send("collectors", refs)
+        collectors_sent.set()
+        for child in children:
+            if not todo:
+                child.finish()
+
+        def local() -> None:
+            while (item := take()) is not None:
+                i, job = item
+                answers.put((here, "started", i, None))
+                answers.put((here, "done", i, collect_one(job, collectors, policy)))
+            answers.put((here, "exit", -1, None))
+
+        for _ in range(here_share):
+            threading.Thread(target=local, daemon=True, name="mamoru-worker").start()
+        while live and len(finished) < len(jobs):  # a scanner's own exit is not waited for
             try:
                 n, kind, i, payload = answers.get(timeout=0.2)  # short waits: Ctrl-C reaches this thread at once
             except queue.Empty:
@@ -370,6 +424,7 @@ def _in_processes(jobs: list[tuple[int, Job]], collectors: Sequence[Collector], 
             elif kind == "done":
                 tf = payload if isinstance(payload, TargetFacts) else TargetFacts.from_dict(payload)
                 results[i] = tf
+                finished.add(i)
                 obs.target_finished(labels[i], tf.status)
                 if n != here:
                     feed(n, 1)
@@ -377,14 +432,11 @@ def _in_processes(jobs: list[tuple[int, Job]], collectors: Sequence[Collector], 
         interrupted = True
         stop.set()
     finally:
-        for proc in children:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in children:
-            try:
-                proc.wait(2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for child in children:
+            if child.proc.poll() is None:
+                child.proc.terminate()
+        for child in children:
+            child.stop()
     if not interrupted:
         for i, job in jobs:
             if i not in results:  # its scanner process died: say so for each of its targets

@@ -45,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.installed import compile_like_pip  # noqa: E402
 from tests.sshd_helpers import LoginUser, Sshd, keygen, public_line  # noqa: E402
 
 AUDITOR = LoginUser("mm5bench", 45300, "ALL=(ALL) NOPASSWD: ALL")
@@ -236,6 +237,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="1,8,32,64")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
+    compile_like_pip()  # as pip does at install time: see benchmarks/installed.py
     if os.geteuid() != 0:
         ap.error("run as root: it starts sshd instances and test accounts in private mount namespaces")
     sizes = [int(x) for x in args.sizes.split(",")]

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.installed import compile_like_pip  # noqa: E402
 from tests import lan_netns  # noqa: E402
 
 SUBNET = "10.206.7.0/24"
@@ -85,6 +86,7 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    compile_like_pip()  # as pip does at install time: see benchmarks/installed.py
     reason = lan_netns.available()
     if reason or shutil.which("nmap") is None:
         print(reason or "nmap is not installed (Debian: apt-get install nmap)")

@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.installed import compile_like_pip
+
 
 def measure(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
     """(wall seconds, peak RSS in KiB, exit status) of one run."""
@@ -41,6 +45,7 @@ def main() -> int:
     ap.add_argument("--mamoru", default=str(Path(sys.executable).parent / "mamoru"))
     ap.add_argument("--lynis", default=shutil.which("lynis") or "/usr/sbin/lynis")
     args = ap.parse_args()
+    compile_like_pip()  # as pip does at install time: see benchmarks/installed.py
     if not Path(args.mamoru).exists():
         ap.error(f"{args.mamoru} not found: pip install -e . first")
     if not Path(args.lynis).exists():

@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.installed import compile_like_pip  # noqa: E402
 from collectors.wifi import ie  # noqa: E402
 from collectors.wifi.frames import analyse  # noqa: E402
 from tests.wifi_frames import SYNTHETIC, beacon, rsn, wpa  # noqa: E402
@@ -111,6 +112,7 @@ def main() -> int:
     ap.add_argument("--networks", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    compile_like_pip()  # as pip does at install time: see benchmarks/installed.py
     if shutil.which("tshark") is None:
         print("tshark is not installed (Debian: apt-get install tshark)")
         return 2

@@ -110,6 +110,8 @@ class LastlogCollector(Collector):
             users, _ = parse_passwd(read_text(target, "/etc/passwd").lines)
         except TargetError:
             users = []  # the accounts collector reports an unreadable passwd; checks need both
+        target.prefetch((f"{u['home'].rstrip('/')}/{rel}" for u in users if u["home"].rstrip("/")
+                         for rel in KEY_FILES), op="stat")
         for u in users:
             home = u["home"].rstrip("/")
             if not home:

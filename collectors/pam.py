@@ -215,6 +215,18 @@ def parse_keyvalue_conf(target: Target, paths: list[str], ints: set[str], flags:
     return {"files": files, "settings": settings, "problem": None}
 
 
+def _prefetch_pam_files(target: Target) -> None:
+    """Every file of the PAM directories in one go: the stacks include each other, one file at a time, and
+    over SSH each of those steps would otherwise be a round trip of its own."""
+    paths: list[str] = []
+    for d in PAM_DIRS:
+        try:
+            paths += [posixpath.join(d, n) for n in target.list_dir(d)]
+        except TargetError:
+            continue
+    target.prefetch(paths)
+
+
 class PamCollector(Collector):
     id = "pam"
     version = "1"
@@ -223,6 +235,7 @@ class PamCollector(Collector):
         pam_d = next((d for d in PAM_DIRS if target.exists(d)), None)
         facts: Facts = {"pam_d": pam_d, "services": {}, "files": [], "module_dirs": module_dirs(target)}
         if pam_d is not None:
+            _prefetch_pam_files(target)
             parser = PamParser(target)
             for service in SERVICES:
                 path = parser.locate(service)

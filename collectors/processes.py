@@ -77,7 +77,14 @@ def restricted(target: Target) -> bool:
 
 
 def list_processes(target: Target) -> list[dict[str, Any]]:
-    """Every process visible on the target. Raises CollectorError where processes cannot be seen."""
+    """Every process visible on the target, read once per target for all the collectors that ask.
+
+    Raises CollectorError where processes cannot be seen. The list is shared: callers must not change it.
+    """
+    return target.shared("processes", lambda: _read_processes(target))
+
+
+def _read_processes(target: Target) -> list[dict[str, Any]]:
     if not target.can_run:
         raise CollectorError("no /proc on this target: a directory has no running processes")
     try:
@@ -125,7 +132,7 @@ class ProcessesCollector(Collector):
     def collect(self, target: Target) -> Facts:
         processes = list_processes(target)
         return {
-            "processes": processes,
+            "processes": [dict(p) for p in processes],  # the facts own their copy of the shared table
             "restricted": restricted(target),
             "viewer_uid": _viewer_uid(target),
         }

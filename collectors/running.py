@@ -2,9 +2,9 @@
 
 Auditing ``/etc/rsyslog.conf`` says little if rsyslogd was started with
 ``-f /srv/other.conf``: the evidence must be the file the daemon reads. This
-finds daemons by name in ``/proc`` (only the few processes asked for are read
-in full, so it stays cheap next to the ``processes`` collector) and takes the
-config path from their argv, relative paths resolved against the daemon's cwd.
+finds daemons by name in the target's process table (read once per scan and
+shared with the ``processes`` collector) and takes the config path from their
+argv, relative paths resolved against the daemon's cwd.
 """
 
 from __future__ import annotations
@@ -14,30 +14,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.targets.base import Target, TargetError
-from collectors.processes import read_process
+from collectors.base import CollectorError
+from collectors.processes import list_processes
 
 
 def find_daemons(target: Target, names: set[str]) -> list[dict[str, Any]]:
-    """Running processes whose comm is in ``names`` (pid, comm, cmdline); [] where /proc cannot be read."""
+    """Running processes whose comm is in ``names`` (pid, comm, exe, cmdline); [] where /proc cannot be read.
+
+    Taken from the target's one shared process table (``list_processes``), so every collector sees the same
+    processes and /proc is walked once per scan, not once per daemon looked for.
+    """
     if not target.can_run:
         return []
     try:
-        pids = [int(p) for p in target.list_dir("/proc") if p.isdigit()]
-    except TargetError:
+        procs = list_processes(target)
+    except CollectorError:
         return []
-    target.prefetch(f"/proc/{pid}/comm" for pid in pids)
-    hits = []
-    for pid in pids:
-        try:
-            comm = target.read_file(f"/proc/{pid}/comm", max_bytes=4096).decode("utf-8", "replace").strip()
-        except TargetError:
-            continue
-        if comm not in names:
-            continue
-        proc = read_process(target, pid)
-        if proc is not None:
-            hits.append(proc)
-    return hits
+    return [dict(p) for p in procs if p["comm"] in names]
 
 
 def option_value(argv: Sequence[str], short: str | None, long: str | None) -> str | None:

@@ -100,6 +100,7 @@ def _enabled_units(target: Target) -> set[str]:
         dirs = [d for d in target.list_dir(WANTS_ROOT) if d.endswith((".wants", ".requires"))]
     except TargetError:
         return names
+    target.prefetch((posixpath.join(WANTS_ROOT, d) for d in dirs), op="list")
     for d in dirs:
         try:
             names.update(target.list_dir(posixpath.join(WANTS_ROOT, d)))
@@ -111,6 +112,7 @@ def _enabled_units(target: Target) -> set[str]:
 def timers_running(target: Target, pattern: re.Pattern[str]) -> list[dict[str, Any]]:
     """systemd timers whose service's ExecStart matches ``pattern`` (the first unit file of a name wins)."""
     units: dict[str, str] = {}
+    target.prefetch(UNIT_DIRS, op="list")
     for d in UNIT_DIRS:
         try:
             for n in target.list_dir(d):

@@ -52,6 +52,9 @@ def glob(target: Target, pattern: str) -> list[str]:
     paths = ["/"]
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
+        if not last and not any(c in part for c in "*?["):
+            # Each candidate is checked below: ask for them all at once (over SSH: one round trip, not one each).
+            target.prefetch((posixpath.join(base, part) for base in paths), op="stat")
         nxt: list[str] = []
         for base in paths:
             if any(c in part for c in "*?["):
@@ -69,4 +72,5 @@ def glob(target: Target, pattern: str) -> list[str]:
                 if last or target.exists(candidate):
                     nxt.append(candidate)
         paths = nxt
+    target.prefetch(paths, op="stat")
     return sorted(p for p in paths if target.exists(p))

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import click
 
-from agent import __version__
 from agent.cli.checks_cmd import checks_group
 from agent.cli.collect_cmd import collect
 from agent.cli.evaluate_cmd import evaluate
@@ -27,7 +26,7 @@ COMMANDS: list[click.Command] = [scan, checks_group, keygen, verify, collect, ev
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mamoru")
+@click.version_option(package_name="mamoru", prog_name="mamoru")  # looked up only for --version
 def cli() -> None:
     """mamoru (守る): audit the technical safeguards of the MLIT personal-information guideline."""
 

@@ -38,6 +38,14 @@ class Policy:
             return self
         return Policy(name=self.name, sha256=self.sha256, data=_merge(dict(self.data), overrides), source=self.source)
 
+    def to_wire(self) -> dict[str, Any]:
+        """As JSON for a scanner process (``from_wire`` on the other side)."""
+        return {"name": self.name, "sha256": self.sha256, "data": self.data, "source": self.source}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Policy:
+        return cls(name=d["name"], sha256=d["sha256"], data=d["data"], source=d["source"])
+
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.data
         for part in dotted.split("."):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable, Sequence
-from typing import Literal
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, TypeVar
 
 #: Largest file a collector may read in one call. Config files are small; a
 #: 50 MB "sshd_config" is an attack or an accident, never something to parse.
@@ -90,6 +91,19 @@ class PlatformInfo:
         return " ".join(p for p in (self.distro, self.version) if p) or self.system
 
 
+_SHARED_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+class _Shared:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
 class Target(abc.ABC):
     """A source of facts. Subclasses implement the primitives; nothing else."""
 
@@ -136,6 +150,31 @@ class Target(abc.ABC):
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
+
+    def shared(self, key: str, compute: Callable[[], T]) -> T:
+        """One answer per target to a question that several collectors ask (the process table).
+
+        Computed once, by the first collector to ask, while the others wait for it; an error is raised to
+        each of them. Besides the work saved, every collector then judges the same snapshot.
+        """
+        with _SHARED_LOCK:
+            table: dict[str, _Shared] = self.__dict__.setdefault("_shared_answers", {})
+            entry = table.get(key)
+            owner = entry is None
+            if entry is None:
+                entry = table[key] = _Shared()
+        if owner:
+            try:
+                entry.value = compute()
+            except BaseException as e:
+                entry.error = e
+            finally:
+                entry.done.set()
+        else:
+            entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+        return entry.value  # type: ignore[no-any-return]
 
     def prefetch(self, paths: Iterable[str], *, op: PrefetchOp = "read") -> None:
         """A hint that these paths will be read (``op``: read, stat, list or readlink) soon.

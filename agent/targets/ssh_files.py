@@ -126,15 +126,20 @@ class RemoteFiles:
     def _known_missing(self, path: str) -> bool:
         """Absent for sure: a listed ancestor lacks the next component, or an ancestor is known not to exist."""
         parts = path.rstrip("/").split("/")
-        if any(p in ("", ".", "..") for p in parts[1:]):
+        if "" in parts[1:] or "." in parts or ".." in parts:
             return False
-        with self._lock:
-            for i in range(1, len(parts)):
-                base = "/".join(parts[:i]) or "/"
-                names = self._listings.get(base)
-                if names is not None and parts[i] not in names:
-                    return True
-        return any(self._cache.get(("stat", "/".join(parts[:i]))) is None for i in range(2, len(parts)))
+        listings = self._listings
+        stats = self._cache.data
+        base = ""
+        for i in range(1, len(parts)):
+            parent = base or "/"
+            base = f"{base}/{parts[i]}"
+            names = listings.get(parent)  # plain dict reads: atomic, and entries are only ever added
+            if names is not None and parts[i] not in names:
+                return True
+            if i < len(parts) - 1 and stats.get(("stat", base), _MISSING) is None:
+                return True
+        return False
 
     def _cached(self, op: str, path: str) -> Any:
         """The cached answer, after a prefetch if this access completes a pattern; _MISSING if none."""
@@ -157,8 +162,7 @@ class RemoteFiles:
 
     def prefetch(self, op: str, paths: list[str]) -> None:
         """Fetch what is not known yet in one batch (a hint: errors surface when each path is asked for)."""
-        todo = [p for p in dict.fromkeys(paths)
-                if p.startswith("/") and self._cache.get((op, p)) is _MISSING and not self._known_missing(p)]
+        todo = [p for p in dict.fromkeys(paths) if p.startswith("/") and self._cache.get((op, p)) is _MISSING]
         with self._lock:
             todo = [p for p in todo if (op, p) not in self._inflight]
         if todo:

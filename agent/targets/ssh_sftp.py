@@ -81,30 +81,57 @@ class _Reply:
         return self.kind, self.body
 
 
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+#: Bytes that each attribute flag adds to an ATTRS structure (extended pairs aside).
+_ATTR_WIDTHS = ((_ATTR_SIZE, 8), (_ATTR_UIDGID, 8), (_ATTR_PERMISSIONS, 4), (_ATTR_ACMODTIME, 8))
+
+
 class _Reader:
     """Decoding of SFTP fields from one packet body."""
+
+    __slots__ = ("b", "i")
 
     def __init__(self, body: bytes) -> None:
         self.b = body
         self.i = 0
 
     def u32(self) -> int:
-        (v,) = struct.unpack_from(">I", self.b, self.i)
+        (v,) = _U32.unpack_from(self.b, self.i)
         self.i += 4
         return int(v)
 
     def u64(self) -> int:
-        (v,) = struct.unpack_from(">Q", self.b, self.i)
+        (v,) = _U64.unpack_from(self.b, self.i)
         self.i += 8
         return int(v)
 
     def string(self) -> bytes:
-        n = self.u32()
-        if self.i + n > len(self.b):
+        (n,) = _U32.unpack_from(self.b, self.i)
+        start = self.i + 4
+        if start + n > len(self.b):
             raise SFTPStatus(FAILURE, "malformed SFTP answer")
-        s = self.b[self.i:self.i + n]
-        self.i += n
-        return s
+        self.i = start + n
+        return self.b[start:self.i]
+
+    def skip_string(self) -> None:
+        (n,) = _U32.unpack_from(self.b, self.i)
+        self.i += 4 + n
+        if self.i > len(self.b):
+            raise SFTPStatus(FAILURE, "malformed SFTP answer")
+
+    def skip_attrs(self) -> None:
+        """Past an ATTRS structure without decoding it (directory listings need only the names)."""
+        flags = self.u32()
+        for flag, width in _ATTR_WIDTHS:
+            if flags & flag:
+                self.i += width
+        if flags & _ATTR_EXTENDED:
+            for _ in range(self.u32()):
+                self.skip_string()
+                self.skip_string()
+        if self.i > len(self.b):
+            raise SFTPStatus(FAILURE, "malformed SFTP answer")
 
     def attrs(self) -> Attrs:
         flags = self.u32()
@@ -119,8 +146,8 @@ class _Reader:
             mtime = self.u32()
         if flags & _ATTR_EXTENDED:
             for _ in range(self.u32()):
-                self.string()
-                self.string()
+                self.skip_string()
+                self.skip_string()
         return Attrs(size=size, uid=uid, gid=gid, mode=mode, mtime=mtime)
 
 
@@ -348,8 +375,8 @@ class PipelinedSFTP:
                 assert isinstance(names, list)
                 for _ in range(r.u32()):
                     name = r.string()
-                    r.string()
-                    r.attrs()
+                    r.skip_string()  # longname
+                    r.skip_attrs()
                     if name not in (b".", b".."):
                         names.append(name)
                 still.append(i)
@@ -369,8 +396,8 @@ class PipelinedSFTP:
                     raise
                 for _ in range(r.u32()):
                     name = r.string()
-                    r.string()  # longname
-                    r.attrs()
+                    r.skip_string()  # longname
+                    r.skip_attrs()
                     if name not in (b".", b".."):
                         names.append(name)
         finally:
