@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from agent.config.policy import Policy
 from agent.runner import Observer, TargetFacts, collect_target
-from agent.scanner import PROCESSES_ENV, Scanner
+from agent.scanner import Scanner
 from agent.targets import check_spec, open_target, scheme_of
 from agent.targets.base import Target, TargetUnreachable
 from collectors.base import Collector
@@ -32,6 +32,7 @@ from collectors.base import Collector
 #: (measured here with 32 targets on 2 cores: 16 in flight per process 31 s and 0.85 CPU-s per target,
 #: 4 in flight 18 s and 0.33 CPU-s). More cores get more processes instead.
 TARGETS_PER_PROCESS = 4
+PROCESSES_ENV = "MAMORU_PROCESSES"
 PER_PROCESS_ENV = "MAMORU_TARGETS_PER_PROCESS"
 #: Added to the SSH connect timeout for the runner's own outer limit, so the precise SSH reason
 #: (banner timeout, auth failure …) is what the report shows, not a generic "timed out".
@@ -254,22 +255,9 @@ def _limit_malloc_arenas() -> None:
         pass
 
 
-#: What to collect: the list, or a function that decides it (loading the checks) once the scanner processes
-#: have their first jobs and are already connecting.
-Wanted = Sequence[Collector] | Callable[[], Sequence[Collector]]
-
-
-def _resolve(wanted: Wanted) -> Sequence[Collector]:
-    return wanted() if callable(wanted) else wanted
-
-
-def collect_fleet(items: Sequence[Job | Saved], collectors: Wanted, *, workers: int = 8,
-                  policy: Policy | None = None, observer: Observer | None = None,
-                  scanner: Scanner | None = None) -> FleetRun:
-    """Collect every Job with at most ``workers`` at once; Saved facts pass through. Order is kept.
-
-    ``scanner``: a scanner process started ahead (``Scanner.ahead``); it takes this run's first jobs.
-    """
+def collect_fleet(items: Sequence[Job | Saved], collectors: Sequence[Collector], *, workers: int = 8,
+                  policy: Policy | None = None, observer: Observer | None = None) -> FleetRun:
+    """Collect every Job with at most ``workers`` at once; Saved facts pass through. Order is kept."""
     obs = observer or _Silent()
     jobs = [(i, it) for i, it in enumerate(items) if isinstance(it, Job)]
     results: dict[int, TargetFacts] = {i: it.facts for i, it in enumerate(items) if isinstance(it, Saved)}
@@ -277,14 +265,10 @@ def collect_fleet(items: Sequence[Job | Saved], collectors: Wanted, *, workers: 
     procs = process_count(len(jobs), workers)
     if len(jobs) > 1:
         _limit_malloc_arenas()
-    try:
-        if jobs and (procs > 1 or scanner is not None):
-            interrupted = _in_processes(jobs, collectors, policy, workers, procs, obs, results, started, scanner)
-        else:
-            interrupted = _in_threads(jobs, _resolve(collectors), policy, workers, obs, results, started)
-    finally:
-        if scanner is not None:
-            scanner.discard()
+    if procs > 1:
+        interrupted = _in_processes(jobs, collectors, policy, workers, procs, obs, results, started)
+    else:
+        interrupted = _in_threads(jobs, collectors, policy, workers, obs, results, started)
     snapshot = dict(results)
     facts: list[TargetFacts] = []
     for i, it in enumerate(items):
@@ -336,27 +320,21 @@ def _collector_ref(c: Collector) -> str:
     return f"{type(c).__module__}:{type(c).__qualname__}"
 
 
-def _in_processes(jobs: list[tuple[int, Job]], wanted: Wanted, policy: Policy | None, workers: int, procs: int,
-                  obs: Observer, results: dict[int, TargetFacts], started: set[int],
-                  scanner: Scanner | None) -> bool:
-    """The pool over scanner processes, and this process too when it is one of ``procs``, fed one job per
-    free slot.
+def _in_processes(jobs: list[tuple[int, Job]], collectors: Sequence[Collector], policy: Policy | None,
+                  workers: int, procs: int, obs: Observer, results: dict[int, TargetFacts],
+                  started: set[int]) -> bool:
+    """The pool over ``procs`` processes — this one and ``procs - 1`` scanners — fed one job per free slot.
 
-    This process takes its share when the fleet needs several processes: it has everything loaded already,
-    so one scanner's start-up and memory are saved. A scanner started ahead is one of the processes; with it
-    alone (a few targets) this process only judges. Jobs go out first, so the scanners connect while this
-    process decides and loads the collectors. Feeding on demand (not a fixed share each) keeps every process
-    busy when some targets take long, e.g. unreachable ones waiting out their connect timeout.
+    This process takes its share too: it has everything loaded already, so one scanner's start-up and
+    memory are saved. Feeding on demand (not a fixed share each) keeps every process busy when some
+    targets take long, e.g. unreachable ones waiting out their connect timeout.
     """
     answers: queue.SimpleQueue[tuple[int, str, int, Any]] = queue.SimpleQueue()
     per_process = max(1, min(-(-workers // procs), per_process_limit()))
-    here_share = per_process if procs > 1 else 0
     todo = list(jobs)
     todo_lock = threading.Lock()
     stop = threading.Event()
-    more = procs - 1 - (scanner is not None)  # a scanner started ahead is one of the processes
-    children = ([scanner] if scanner is not None else []) + [Scanner() for _ in range(more)]
-    collectors_sent = threading.Event()
+    children = [Scanner() for _ in range(procs - 1)]
     here = -1  # the "process number" of this process's own workers
 
     def take() -> tuple[int, Job] | None:
@@ -370,7 +348,7 @@ def _in_processes(jobs: list[tuple[int, Job]], wanted: Wanted, policy: Policy | 
                 break
             if not children[n].send("job", [item[0], dataclasses.asdict(item[1])]):
                 return  # that process is gone; its targets are reported below
-        if not todo and collectors_sent.is_set():
+        if not todo:
             children[n].finish()
 
     def pump(n: int) -> None:
@@ -384,33 +362,27 @@ def _in_processes(jobs: list[tuple[int, Job]], wanted: Wanted, policy: Policy | 
             answers.put((n, kind, i, payload))
         answers.put((n, "exit", -1, None))
 
+    refs = [_collector_ref(c) for c in collectors]
     for n, child in enumerate(children):
         child.setup(policy.to_wire() if policy is not None else None, per_process)
+        child.send("collectors", refs)
         feed(n, per_process)
         threading.Thread(target=pump, args=(n,), daemon=True).start()
     labels = {i: job.label for i, job in jobs}
     finished: set[int] = set()
-    live = len(children) + here_share
+    live = len(children) + per_process
     interrupted = False
+
+    def local() -> None:
+        while (item := take()) is not None:
+            i, job = item
+            answers.put((here, "started", i, None))
+            answers.put((here, "done", i, collect_one(job, collectors, policy)))
+        answers.put((here, "exit", -1, None))
+
+    for _ in range(per_process):
+        threading.Thread(target=local, daemon=True, name="mamoru-worker").start()
     try:
-        collectors = _resolve(wanted)  # meanwhile the scanners connect to their first targets
-        refs = [_collector_ref(c) for c in collectors]
-        for child in children:
-            child.send("collectors", refs)
-        collectors_sent.set()
-        for child in children:
-            if not todo:
-                child.finish()
-
-        def local() -> None:
-            while (item := take()) is not None:
-                i, job = item
-                answers.put((here, "started", i, None))
-                answers.put((here, "done", i, collect_one(job, collectors, policy)))
-            answers.put((here, "exit", -1, None))
-
-        for _ in range(here_share):
-            threading.Thread(target=local, daemon=True, name="mamoru-worker").start()
         while live and len(finished) < len(jobs):  # a scanner's own exit is not waited for
             try:
                 n, kind, i, payload = answers.get(timeout=0.2)  # short waits: Ctrl-C reaches this thread at once

@@ -10,9 +10,8 @@ and ends at end of input. It writes JSON lines on stdout: ``["started", i, null]
 ``["done", i, <TargetFacts dict>]``. Anything else that would print goes to stderr, so stdout stays the
 protocol. Facts are JSON already (they must survive a bundle), so nothing here needs pickle.
 
-A scanner may be started before its work is known (``agent.fleet.Scanner``): it imports what reaching a host
-takes (paramiko) while the parent still reads the inventory, and starts connecting to a target as soon as
-its job arrives, while the collectors it will need are still being decided and imported.
+A scanner imports what reaching a host takes (paramiko) first, and starts connecting to a target as soon as
+its job arrives, while the collectors named in the same input are still being imported.
 """
 
 from __future__ import annotations

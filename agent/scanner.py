@@ -1,7 +1,6 @@
 """A scanner process, seen from the process that starts it: messages in, JSON lines out.
 
-Kept apart from ``agent.fleet`` and light on imports, so that ``scan`` can start one first thing, before
-it has loaded anything else (see ``Scanner.ahead``). The other end is ``agent.fleet_worker``.
+The other end, and the protocol, is ``agent.fleet_worker``.
 """
 
 from __future__ import annotations
@@ -12,10 +11,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
 from typing import Any
-
-PROCESSES_ENV = "MAMORU_PROCESSES"
 
 
 class Scanner:
@@ -32,21 +28,6 @@ class Scanner:
         self.proc = subprocess.Popen([sys.executable, "-m", "agent.fleet_worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, start_new_session=True, close_fds=True, env=env)
         self._lock = threading.Lock()
-        self.used = False
-
-    @classmethod
-    def ahead(cls, targets: Sequence[str], inventory: str | None) -> Scanner | None:
-        """A scanner started before the inputs are even read, when the run will reach hosts over SSH.
-
-        Python's start-up and the import of paramiko (~0.1 s of CPU) then happen on another core while this
-        process reads the inventory and the policy; nothing is sent to any host until a job arrives, which
-        is only after every input has been checked. ``MAMORU_PROCESSES=1`` keeps everything in this process.
-        """
-        if os.environ.get(PROCESSES_ENV, "").strip() == "1":
-            return None
-        if not inventory and not any(t.startswith("ssh://") for t in targets):
-            return None
-        return cls()
 
     def send(self, kind: str, payload: Any) -> bool:
         """One message; False when the scanner is gone (its targets are then reported as such)."""
@@ -62,7 +43,6 @@ class Scanner:
 
     def setup(self, policy: dict[str, Any] | None, threads: int) -> None:
         """The first message: the policy (collectors' inputs) and how many targets at once."""
-        self.used = True
         self.send("setup", {"threads": threads, "policy": policy})
 
     def finish(self) -> None:
@@ -83,8 +63,3 @@ class Scanner:
             with contextlib.suppress(OSError, ValueError):
                 if stream is not None:
                     stream.close()
-
-    def discard(self) -> None:
-        """A scanner started ahead that the run did not use (bad input, nothing to scan): stop it."""
-        if not self.used:
-            self.stop(wait=1.0)

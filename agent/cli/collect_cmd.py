@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from agent.cli.common import note
-from agent.cli.remote_options import plan_targets, remote_options, run_fleet, scanner_ahead
+from agent.cli.remote_options import plan_targets, remote_options, run_fleet
 
 
 @click.command("collect")
@@ -36,26 +36,23 @@ def collect(targets: tuple[str, ...], output: str, policy_path: str | None, chec
     """Gather facts from targets into an evidence bundle (judge them later with mamoru evaluate)."""
     import agent
     from agent.config.policy import load_policy
-    from agent.registry import check_selection, collectors, select_checks
+    from agent.registry import collectors, select_checks
     from agent.runner import needed_collectors, new_run_id, now_iso, operator
     from reports.bundle import Bundle, BundleTarget, write_bundle
 
-    with scanner_ahead(targets, remote) as scanner:  # its start-up runs beside the reading of the inputs
-        items = plan_targets(targets, remote)
-        policy = load_policy(policy_path)
-        from agent.scope import check_specs
+    items = plan_targets(targets, remote)
+    policy = load_policy(policy_path)
+    from agent.scope import check_specs
 
-        check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
-        check_selection(ids=check_ids, guideline=guideline)
-        if Path(output).is_dir():
-            raise click.UsageError(f"--output {output} is a directory")
-        if not Path(output).resolve().parent.is_dir():
-            raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} "
-                                   "does not exist")
-        run_id, started = new_run_id(), now_iso()
-        wanted = needed_collectors(select_checks(ids=check_ids, guideline=guideline), collectors(),
-                                   active=active_tests)
-        fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet, scanner=scanner)
+    check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
+    chosen = select_checks(ids=check_ids, guideline=guideline)
+    if Path(output).is_dir():
+        raise click.UsageError(f"--output {output} is a directory")
+    if not Path(output).resolve().parent.is_dir():
+        raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} does not exist")
+    wanted = needed_collectors(chosen, collectors(), active=active_tests)
+    run_id, started = new_run_id(), now_iso()
+    fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet)
     bundle = Bundle(run_id=run_id, started=started, finished=now_iso(),
                     tool={"name": "mamoru", "version": agent.version()}, operator=operator(),
                     partial=fleet.interrupted, collectors={c.id: c.version for c in wanted},

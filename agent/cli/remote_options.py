@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -53,30 +52,13 @@ def plan_targets(targets: tuple[str, ...], opts: dict[str, Any]) -> Any:
     return plan(targets, opts.get("inventory"), remote_settings(opts))
 
 
-def run_fleet(items: Any, collectors: Any, *, workers: int, policy: Any, quiet: bool, scanner: Any = None) -> Any:
-    """Collect with a progress bar on stderr when a person is watching (a TTY) and there is more than one.
-
-    ``collectors`` may be a function: it is called (loading the checks) once any scanner process has its
-    first jobs and is connecting."""
+def run_fleet(items: Any, collectors: Any, *, workers: int, policy: Any, quiet: bool) -> Any:
+    """Collect with a progress bar on stderr when a person is watching (a TTY) and there is more than one."""
     from agent.cli.common import stderr_is_tty
     from agent.fleet import ProgressBar, collect_fleet
 
     show = not quiet and stderr_is_tty() and len(items) > 1
     if not show:
-        return collect_fleet(items, collectors, workers=workers, policy=policy, scanner=scanner)
+        return collect_fleet(items, collectors, workers=workers, policy=policy)
     with ProgressBar(len(items)) as bar:
-        return collect_fleet(items, collectors, workers=workers, policy=policy, observer=bar, scanner=scanner)
-
-
-@contextlib.contextmanager
-def scanner_ahead(targets: tuple[str, ...], opts: dict[str, Any]) -> Iterator[Any]:
-    """A scanner process started now if the run reaches hosts over SSH (``agent.scanner.Scanner.ahead``);
-    stopped on the way out if the run never used it (bad input, nothing to scan)."""
-    from agent.scanner import Scanner
-
-    scanner = Scanner.ahead(targets, opts.get("inventory"))
-    try:
-        yield scanner
-    finally:
-        if scanner is not None:
-            scanner.discard()
+        return collect_fleet(items, collectors, workers=workers, policy=policy, observer=bar)

@@ -10,7 +10,7 @@ import click
 from agent.cli.common import lang_option, note
 from agent.cli.delivery import deliver
 from agent.cli.keygen_cmd import load_key_for_cli
-from agent.cli.remote_options import plan_targets, remote_options, run_fleet, scanner_ahead
+from agent.cli.remote_options import plan_targets, remote_options, run_fleet
 
 
 def exit_code_for(report_has_failures: bool, any_target_failed: bool) -> int:
@@ -58,35 +58,26 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
          wifi: bool = False, wifi_captures: tuple[str, ...] = (), **remote: Any) -> int:
     """Audit targets against the policy and report the findings."""
     from agent.config.policy import load_policy
-    from agent.registry import check_selection, collectors, select_checks
+    from agent.registry import collectors, select_checks
     from agent.runner import build_report, needed_collectors, new_run_id, now_iso
     from agent.scope import check_specs
 
     targets = (*targets, *(f"network:{n}" for n in networks), *(("wifi:",) if wifi else ()),
                *(f"wifi-capture:{f}" for f in wifi_captures))
-    with scanner_ahead(targets, remote) as scanner:  # its start-up runs beside the reading of the inputs
-        items = plan_targets(targets, remote)  # every target checked (kind, URI, inventory) before any work
-        policy = load_policy(policy_path)
-        check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
-        check_selection(ids=check_ids, guideline=guideline)
-        if output is not None and Path(output).is_dir():
-            raise click.UsageError(f"--output {output} is a directory")
-        if sign_key is not None and output is None:
-            raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
-        if output is not None and not Path(output).resolve().parent.is_dir():
-            raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} "
-                                   "does not exist")
-        key = load_key_for_cli(sign_key) if sign_key is not None else None  # a bad key fails before the scan
-        run_id, started = new_run_id(), now_iso()
-        chosen: list[Any] = []
-
-        def wanted() -> list[Any]:
-            """Called once the scanners are connecting: the checks load meanwhile."""
-            chosen[:] = select_checks(ids=check_ids, guideline=guideline)
-            return needed_collectors(chosen, collectors(), active=active_tests)
-
-        fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet, scanner=scanner)
-    chosen = chosen or select_checks(ids=check_ids, guideline=guideline)  # interrupted before they loaded
+    items = plan_targets(targets, remote)  # every target checked (kind, URI, inventory) before any work
+    policy = load_policy(policy_path)
+    check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
+    chosen = select_checks(ids=check_ids, guideline=guideline)
+    if output is not None and Path(output).is_dir():
+        raise click.UsageError(f"--output {output} is a directory")
+    if sign_key is not None and output is None:
+        raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
+    if output is not None and not Path(output).resolve().parent.is_dir():
+        raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} does not exist")
+    key = load_key_for_cli(sign_key) if sign_key is not None else None  # a bad key fails before the scan
+    run_id, started = new_run_id(), now_iso()
+    fleet = run_fleet(items, needed_collectors(chosen, collectors(), active=active_tests), workers=workers,
+                      policy=policy, quiet=quiet)
     report = build_report(run_id=run_id, started=started, target_facts=fleet.facts, checks=chosen, policy=policy,
                           scope=scope or (str(Path(output).resolve().parent) if output else ""),
                           partial=fleet.interrupted, policy_for=fleet.policy_for(policy))
