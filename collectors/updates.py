@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import bz2
 import email.utils
-import gzip
 import lzma
 import posixpath
 import re
 import time
+import zlib
 from typing import Any
 
-from agent.targets.base import CommandUnavailable, FileMissing, Target, TargetError
+from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 LISTS = "/var/lib/apt/lists"
-APT_HELPER = "/usr/lib/apt/apt-helper"
 AUTO_UPGRADES = ("/etc/apt/apt.conf.d/20auto-upgrades", "/etc/apt/apt.conf.d/50unattended-upgrades")
 MAX_INDEX_BYTES = 256 * 1024 * 1024
 MAX_LISTED = 200  # pending packages kept in facts; the total is always exact
@@ -164,30 +163,63 @@ def release_date(rel: dict[str, str]) -> float | None:
         return None
 
 
-def read_index(target: Target, path: str) -> str:
-    """A Packages index, decompressed: stdlib formats here, others through apt's own helper on the target."""
-    if path.endswith((".lz4", ".zst")):
-        try:
-            res = target.run([APT_HELPER, "cat-file", path], timeout=20, max_output=MAX_INDEX_BYTES)
-        except CommandUnavailable as e:
-            raise ListProblem(f"{path}: compressed with {path.rsplit('.', 1)[1]}, which needs apt-helper "
-                              f"on the target ({e})") from e
-        if not res.ok or res.truncated:
-            raise ListProblem(f"{path}: apt-helper cat-file failed (exit {res.returncode})")
-        data = res.stdout
+def _decompressor(path: str) -> Any:
+    """The streaming decompressor for an index file's name, or None for a plain one.
+
+    lz4 and zstd are what apt itself writes when it keeps lists compressed; they are opened here with the
+    formats' libraries, as gz, xz and bz2 are with Python's, so no command has to run on the target.
+    """
+    if path.endswith(".gz"):
+        return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    if path.endswith(".xz"):
+        return lzma.LZMADecompressor()
+    if path.endswith(".bz2"):
+        return bz2.BZ2Decompressor()
+    if path.endswith(".lz4"):
+        import lz4.frame
+
+        return lz4.frame.LZ4FrameDecompressor()
+    if path.endswith(".zst"):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj()
+    return None
+
+
+def _decompress(path: str, raw: bytes, limit: int) -> bytes:
+    """The whole index, refusing more than ``limit`` bytes (a hostile host's "index" may be a decompression
+    bomb) and a stream that stops short (a truncated download)."""
+    d = _decompressor(path)
+    if d is None:
+        return raw
+    data: bytes
+    if path.endswith(".gz"):
+        data = d.decompress(raw, limit + 1)
+    elif path.endswith(".zst"):  # no output bound of its own: fed in slices, stopped once past the limit
+        out = bytearray()
+        for i in range(0, len(raw), 1 << 16):
+            out += d.decompress(raw[i:i + (1 << 16)])
+            if len(out) > limit:
+                break
+        data = bytes(out)
     else:
-        raw = target.read_file(path, max_bytes=MAX_INDEX_BYTES)
-        try:
-            if path.endswith(".gz"):
-                data = gzip.decompress(raw)
-            elif path.endswith(".xz"):
-                data = lzma.decompress(raw)
-            elif path.endswith(".bz2"):
-                data = bz2.decompress(raw)
-            else:
-                data = raw
-        except (OSError, EOFError, lzma.LZMAError) as e:
-            raise ListProblem(f"{path}: cannot decompress ({e})") from e
+        data = bytes(d.decompress(raw, max_length=limit + 1))
+    if len(data) > limit:
+        raise ListProblem(f"{path}: more than {limit} bytes once decompressed")
+    if not getattr(d, "eof", True):
+        raise ListProblem(f"{path}: the compressed stream ends early (truncated file?)")
+    return data
+
+
+def read_index(target: Target, path: str) -> str:
+    """A Packages index, decompressed, at most MAX_INDEX_BYTES either way."""
+    raw = target.read_file(path, max_bytes=MAX_INDEX_BYTES)
+    try:
+        data = _decompress(path, raw, MAX_INDEX_BYTES)
+    except ListProblem:
+        raise
+    except Exception as e:  # each format's own error class; a broken index is a problem, never a crash
+        raise ListProblem(f"{path}: cannot decompress ({type(e).__name__}: {e})") from e
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

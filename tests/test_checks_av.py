@@ -23,7 +23,7 @@ from checks.base import Check, FactSet, Outcome
 from collectors.clamav import COLLECTOR as CLAMAV
 from collectors.clamav import eicar, parse_header
 from collectors.updates import COLLECTOR as UPDATES
-from collectors.updates import compare_versions
+from collectors.updates import ListProblem, _decompress, compare_versions, read_index
 from tests.clamav_helpers import build_daily
 from tests.conftest import finding, require, require_tool
 
@@ -213,6 +213,17 @@ def _packages(*pkgs: tuple[str, str]) -> str:
     return "".join(f"Package: {n}\nVersion: {v}\nArchitecture: amd64\nFilename: pool/{n}.deb\n\n" for n, v in pkgs)
 
 
+#: The real compressors, as apt's own helpers would have written the files: (tool, argv to compress stdin).
+COMPRESSORS = {"gz": ["gzip", "-c"], "xz": ["xz", "-c"], "bz2": ["bzip2", "-c"], "lz4": ["lz4", "-c"],
+               "zst": ["zstd", "-q", "-c"]}
+
+
+def compress_with_tool(kind: str, data: bytes) -> bytes:
+    argv = COMPRESSORS[kind]
+    require_tool(argv[0])
+    return subprocess.run(argv, input=data, capture_output=True, check=True).stdout
+
+
 def apt_root(make_rootfs: MakeRootfs, *, pending: bool, days_ago: float = 1, compress: str = "") -> Path:
     files: dict[str, str | bytes] = {
         "/etc/os-release": "ID=debian\n",
@@ -225,8 +236,12 @@ def apt_root(make_rootfs: MakeRootfs, *, pending: bool, days_ago: float = 1, com
         files[name + ".gz"] = gzip.compress(text.encode())
     elif compress == "xz":
         files[name + ".xz"] = lzma.compress(text.encode())
-    elif compress == "lz4":
+    elif compress in ("lz4", "zst"):
+        files[name + "." + compress] = compress_with_tool(compress, text.encode())
+    elif compress == "bad-lz4":
         files[name + ".lz4"] = b"\x04\x22\x4d\x18 not decodable here"
+    elif compress == "truncated-lz4":
+        files[name + ".lz4"] = compress_with_tool("lz4", text.encode())[:-9]
     elif compress == "garbage":
         files[name + ".gz"] = b"not gzip at all"
     else:
@@ -234,7 +249,7 @@ def apt_root(make_rootfs: MakeRootfs, *, pending: bool, days_ago: float = 1, com
     return make_rootfs(files)
 
 
-@pytest.mark.parametrize("compress", ["", "gz", "xz"])
+@pytest.mark.parametrize("compress", ["", "gz", "xz", "lz4", "zst"])
 def test_av04_pending_and_clean(make_rootfs: MakeRootfs, compress: str, tmp_path: Path) -> None:
     root = apt_root(make_rootfs, pending=True, compress=compress)
     facts = UPDATES.collect(RootfsTarget(f"rootfs:{root}", str(root)))
@@ -260,11 +275,34 @@ def test_av04_stale_lists_and_old_pending(make_rootfs: MakeRootfs) -> None:
                  updates={"max_pending_days": 30}).status == "fail"  # still pending, age unknown
 
 
-@pytest.mark.parametrize("compress", ["lz4", "garbage"])
+@pytest.mark.parametrize("compress", ["bad-lz4", "truncated-lz4", "garbage"])
 def test_av04_undecodable_index_is_error(make_rootfs: MakeRootfs, compress: str) -> None:
     root = apt_root(make_rootfs, pending=True, compress=compress)
     out = judge(malware.AV_04, {"updates": UPDATES.collect(RootfsTarget(f"rootfs:{root}", str(root)))})
     assert out.status == "error", out
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_index_reads_as_apt_reads_it(tmp_path: Path, kind: str) -> None:
+    """Every compression apt may keep lists in, decoded exactly as apt's own ``apt-helper cat-file`` does."""
+    helper = "/usr/lib/apt/apt-helper"
+    require(Path(helper).exists(), "apt-helper (package apt) is not installed")
+    text = _packages(*[(f"pkg{i}", f"1.{i}-{i % 7}") for i in range(3000)]).encode()
+    path = tmp_path / f"x_Packages.{kind}"
+    path.write_bytes(compress_with_tool(kind, text))
+    apt = subprocess.run([helper, "cat-file", str(path)], capture_output=True, check=True).stdout
+    assert apt == text
+    assert read_index(LocalTarget("local"), str(path)).encode() == apt
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_index_decompression_is_bounded(kind: str) -> None:
+    """A hostile host's index may be a decompression bomb: refused past the limit, whatever the format."""
+    bomb = compress_with_tool(kind, b"\0" * (4 << 20))
+    assert len(bomb) < (1 << 20)
+    with pytest.raises(ListProblem, match="more than 1000000 bytes"):
+        _decompress(f"x.{kind}", bomb, 1_000_000)
+    assert _decompress(f"x.{kind}", bomb, 4 << 20) == b"\0" * (4 << 20)
 
 
 def test_av04_missing_lists_or_dpkg(make_rootfs: MakeRootfs) -> None:
