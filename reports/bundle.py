@@ -82,20 +82,19 @@ class Bundle:
 
 
 def _validate(doc: Any, source: str) -> None:
-    import jsonschema
+    from agent.config.yamlfile import schema_errors
 
     schema = json.loads(resources.files("reports").joinpath("schema/bundle.schema.json").read_text("utf-8"))
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors = schema_errors(doc, schema)
     if errors:
         err = errors[0]
-        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        where = ".".join(str(p) for p in err.instance_path) or "(top level)"
         raise ConfigError(f"{source}: not a valid mamoru bundle: {where}: {err.message[:300]}")
     from agent.config.policy import policy_schema
 
-    policy_validator = jsonschema.Draft202012Validator(policy_schema())
     for i, t in enumerate(doc["targets"]):
-        for perr in policy_validator.iter_errors(t["policy"]):
-            where = ".".join(str(p) for p in perr.absolute_path) or "(top level)"
+        for perr in schema_errors(t["policy"], policy_schema()):
+            where = ".".join(str(p) for p in perr.instance_path) or "(top level)"
             raise ConfigError(f"{source}: targets.{i}.policy.{where}: {perr.message[:300]}")
 
 

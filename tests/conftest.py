@@ -76,12 +76,12 @@ _REPORT_SCHEMA = None
 
 def validate_report(doc: dict[str, Any]) -> None:
     global _REPORT_SCHEMA
-    import jsonschema
+    import jsonschema_rs
 
     if _REPORT_SCHEMA is None:
         schema_path = Path(__file__).resolve().parents[1] / "reports" / "schema" / "report.schema.json"
         _REPORT_SCHEMA = json.loads(schema_path.read_text())
-    jsonschema.Draft202012Validator(_REPORT_SCHEMA).validate(doc)
+    jsonschema_rs.validator_for(_REPORT_SCHEMA).validate(doc)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def test_file_overrides_only_what_it_names(tmp_path: Path) -> None:
     ("text", "line", "fragment"),
     [
         ("logging:\n  retention_dayz: 3\n", 2, "unknown key 'logging.retention_dayz'"),
-        ("sshd:\n  max_auth_tries: many\n", 2, "is not of type 'integer'"),
+        ("sshd:\n  max_auth_tries: many\n", 2, "is not of type \"integer\""),
         ("name: x\nscreen_lock:\n  max_idle_seconds: 600\n  require_system_lock: perhaps\n", 4, "boolean"),
         ("frobnicate: 1\n", 1, "unknown key 'frobnicate'"),
         ("logging: [1, 2\n", 2, "YAML syntax error"),

@@ -9,7 +9,6 @@ import click
 
 from agent.cli.common import lang_option, note
 from agent.cli.delivery import deliver
-from agent.cli.keygen_cmd import load_key_for_cli
 from agent.cli.remote_options import plan_targets, remote_options, run_fleet
 
 
@@ -74,7 +73,11 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
         raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
     if output is not None and not Path(output).resolve().parent.is_dir():
         raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} does not exist")
-    key = load_key_for_cli(sign_key) if sign_key is not None else None  # a bad key fails before the scan
+    key = None
+    if sign_key is not None:  # a bad key fails before the scan
+        from agent.cli.keygen_cmd import load_key_for_cli
+
+        key = load_key_for_cli(sign_key)
     run_id, started = new_run_id(), now_iso()
     fleet = run_fleet(items, needed_collectors(chosen, collectors(), active=active_tests), workers=workers,
                       policy=policy, quiet=quiet)
