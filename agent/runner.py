@@ -170,6 +170,7 @@ def collect_target(spec: str, collectors: Sequence[Collector], *, target_options
         info = call_with_timeout(target.platform, connect_timeout)
         tf.hostname, tf.os, tf.system, tf.machine_id = info.hostname, info.os_string(), info.system, info.machine_id
         applicable = [c for c in collectors if info.system in c.platforms]
+        announce_reads(target, applicable)
         results: dict[str, FactRecord] = {}
         threads = []
         for c in applicable:
@@ -193,6 +194,16 @@ def collect_target(spec: str, collectors: Sequence[Collector], *, target_options
         with contextlib.suppress(Exception):  # closing a dead connection is not worth a failure
             target.close()
     return tf
+
+
+def announce_reads(target: Target, collectors: Sequence[Collector]) -> None:
+    """Tell the target, in one go, what the collectors are about to read (``Collector.reads``/``lists``).
+
+    Directories first: their listings already answer whether each declared file exists, and what it is.
+    """
+    target.prefetch(dict.fromkeys(p for c in collectors for p in c.lists), op="list")
+    target.prefetch(dict.fromkeys(p for c in collectors for p in c.probes), op="stat")
+    target.prefetch(dict.fromkeys(p for c in collectors for p in c.reads))
 
 
 def reason_of(e: BaseException) -> str:

@@ -96,6 +96,7 @@ def parse_group(lines: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
 
 class AccountsCollector(Collector):
     id = "accounts"
+    reads = ("/etc/passwd", "/etc/shadow", "/etc/group")
     version = "2"  # 2: shadow aging dates
 
     def collect(self, target: Target) -> Facts:

@@ -21,10 +21,12 @@ def products() -> dict[str, Any]:
 
 class AntivirusCollector(Collector):
     id = "antivirus"
+    lists = ("/opt",)
     version = "1"
 
     def collect(self, target: Target) -> Facts:
         installed = {}
+        target.prefetch((p for product in products().values() for p in product["paths"]), op="stat")
         for key, product in products().items():
             found = [p for p in product["paths"] if target.exists(p)]
             if found:

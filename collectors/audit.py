@@ -95,6 +95,7 @@ def configured(target: Target) -> dict[str, Any]:
     out: dict[str, Any] = {"files": files, "watches": [], "rules": 0, "problem": None,
                            "installed": any(target.exists(b) for b in BINARIES),
                            "enabled_at_boot": unit_enabled(target, "auditd.service")}
+    target.prefetch(files)
     for path in files:
         try:
             tf = read_optional(target, path)
@@ -116,6 +117,9 @@ def _permission(text: str) -> bool:
 
 class AuditCollector(Collector):
     id = "audit"
+    reads = (RULES_FILE,)
+    lists = (RULES_DIR, "/etc/systemd/system")
+    probes = BINARIES
     version = "1"
 
     def collect(self, target: Target) -> Facts:

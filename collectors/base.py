@@ -41,6 +41,14 @@ class Collector(abc.ABC):
     #: passes their values to ``collect_with``; the facts echo them, so that a later evaluation
     #: with another policy can tell what was, and what was not, looked at.
     inputs: ClassVar[tuple[str, ...]] = ()
+    #: Files this collector reads on every target, paths it only checks for (programs: is auditd there?)
+    #: and directories it lists. Announced to the target for all collectors at once, before any of them
+    #: starts (``Target.prefetch``): over SSH they then arrive in a few batched round trips instead of a
+    #: chain of round trips per collector. Only a hint: what is not declared is simply fetched when asked
+    #: for, and nothing changes on targets where a read costs no round trip.
+    reads: ClassVar[tuple[str, ...]] = ()
+    probes: ClassVar[tuple[str, ...]] = ()
+    lists: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def collect(self, target: Target) -> Facts: ...

@@ -160,6 +160,9 @@ def read_config(target: Target, path: str) -> dict[str, Any]:
 
 class ClamavCollector(Collector):
     id = "clamav"
+    reads = (*CLAMD_CONFIGS, *FRESHCLAM_CONFIGS)
+    lists = (DEFAULT_DB_DIR, "/etc/clamav")
+    probes = tuple(p for paths in BINARIES.values() for p in paths)
     version = "1"
     timeout = 20.0
 

@@ -209,6 +209,7 @@ def from_config(target: Target, paths: list[str], crypttab: list[str]) -> list[d
 
 class DisksCollector(Collector):
     id = "disks"
+    reads = ("/proc/self/mountinfo", "/etc/fstab", "/etc/crypttab")
     version = "1"
     inputs = ("data_paths",)
 

@@ -237,6 +237,7 @@ def configured(target: Target) -> dict[str, Any]:
 
 class FirewallCollector(Collector):
     id = "firewall"
+    reads = ("/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/net/ip_tables_names", "/etc/ufw/ufw.conf")
     version = "1"
 
     def collect(self, target: Target) -> Facts:

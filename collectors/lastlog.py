@@ -90,6 +90,7 @@ def _source(target: Target, path: str, parse: Any) -> dict[str, Any]:
 
 class LastlogCollector(Collector):
     id = "lastlog"
+    lists = ("/var/log", "/var/lib/lastlog")
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -144,6 +144,7 @@ class RsyslogParser:
             paths = glob(self.target, pattern)
         if not paths and not optional and not any(ch in pattern for ch in "*?["):
             raise RsyslogProblem(f"{where}: included file {pattern} does not exist")
+        self.target.prefetch(paths)
         for p in paths:
             self.parse_file(p, depth + 1)
 
@@ -309,6 +310,7 @@ def read_upload(target: Target) -> dict[str, Any]:
             paths += [posixpath.join(d, n) for n in target.list_dir(d) if n.endswith(".conf")]
         except FileMissing:
             continue
+    target.prefetch(paths)
     for path in paths:
         try:
             tf = read_text(target, path)
@@ -331,6 +333,9 @@ def read_upload(target: Target) -> dict[str, Any]:
 
 class LogForwardingCollector(Collector):
     id = "log_forwarding"
+    reads = (RSYSLOG_CONF, UPLOAD_CONF, *UPLOAD_WANTS)
+    lists = ("/etc/rsyslog.d", *UPLOAD_DROPINS, "/usr/lib/systemd")
+    probes = (*RSYSLOG_BINARIES, *UPLOAD_BINARIES)
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -102,9 +102,9 @@ class LogrotateParser:
         if st is None:
             return
         if st.mode & 0o170000 == 0o040000:
-            for name in self.target.list_dir(path):
-                if name.startswith(".") or name.endswith(TABOO):
-                    continue
+            names = [n for n in self.target.list_dir(path) if not n.startswith(".") and not n.endswith(TABOO)]
+            self.target.prefetch(posixpath.join(path, n) for n in names)
+            for name in names:
                 self.parse(posixpath.join(path, name), depth + 1)
         else:
             self.parse(path, depth + 1)
@@ -143,6 +143,7 @@ def read_journald(target: Target) -> dict[str, Any]:
         except FileMissing:
             continue
     ordered = [JOURNALD_MAIN] + [dropins[k] for k in sorted(dropins)]
+    target.prefetch(ordered)
     settings: dict[str, str] = {}
     for path in ordered:
         try:
@@ -180,6 +181,8 @@ def count_journal_files(target: Target) -> int:
 
 class LogRetentionCollector(Collector):
     id = "log_retention"
+    reads = (LOGROTATE_CONF, JOURNALD_MAIN)
+    lists = ("/etc/logrotate.d", *JOURNALD_DROPIN_DIRS, "/var/log", "/var/log/journal", "/usr/lib/systemd")
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -66,10 +66,13 @@ def fail2ban_jails(target: Target) -> list[str]:
 
 class MonitoringCollector(Collector):
     id = "monitoring"
+    reads = (AUDIT_RULES[0],)
+    lists = ("/etc/audit/rules.d", "/var/ossec/bin", "/opt")
     version = "1"
 
     def collect(self, target: Target) -> Facts:
         out: dict[str, Any] = {}
+        target.prefetch((p for tool in tools().values() for p in tool["paths"]), op="stat")
         for key, tool in tools().items():
             found = [p for p in tool["paths"] if target.exists(p)]
             entry: dict[str, Any] = {"installed": bool(found), "paths": found}

@@ -229,6 +229,8 @@ def _prefetch_pam_files(target: Target) -> None:
 
 class PamCollector(Collector):
     id = "pam"
+    reads = (PWQUALITY_CONF, FAILLOCK_CONF)
+    lists = (*PAM_DIRS, "/etc/security", PWQUALITY_DIR, "/lib", "/usr/lib")
     version = "1"
 
     def collect(self, target: Target) -> Facts:
@@ -288,6 +290,7 @@ def parse_login_defs(lines: list[str]) -> tuple[dict[str, str], list[int]]:
 
 class LoginDefsCollector(Collector):
     id = "login_defs"
+    reads = (LOGIN_DEFS,)
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -43,7 +43,9 @@ def modprobe_files(target: Target) -> list[str]:
         for n in names:
             if n.endswith(".conf"):
                 chosen.setdefault(n, posixpath.join(d, n))  # the first directory in the order wins
-    return [chosen[n] for n in sorted(chosen)]
+    files = [chosen[n] for n in sorted(chosen)]
+    target.prefetch(files)  # all read next
+    return files
 
 
 def modprobe_rules(target: Target) -> dict[str, Any]:
@@ -106,6 +108,9 @@ def usbguard(target: Target) -> dict[str, Any]:
 
 class RemovableCollector(Collector):
     id = "removable"
+    reads = (USBGUARD_CONF,)
+    lists = MODPROBE_DIRS
+    probes = USBGUARD_BINARIES
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -122,6 +122,9 @@ def samba_version(target: Target) -> dict[str, Any]:
 
 class SambaCollector(Collector):
     id = "samba"
+    reads = (CONFIG,)
+    lists = ("/etc/samba",)
+    probes = BINARIES
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -192,6 +192,8 @@ def newest_report(target: Target, directory: str) -> dict[str, Any]:
 
 class ScheduleStateCollector(Collector):
     id = "schedule_state"
+    reads = CRON_FILES
+    lists = (*CRON_DIRS, *CRON_SCRIPT_DIRS, *UNIT_DIRS)
     version = "1"
     inputs = ("schedule.report_dir",)
 

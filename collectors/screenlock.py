@@ -62,6 +62,8 @@ def parse_keyfile(lines: list[str], where: str) -> dict[str, dict[str, str]]:
 
 class ScreenlockCollector(Collector):
     id = "screenlock"
+    reads = (PROFILE,)
+    lists = (SCHEMA_DIR, "/etc/dconf/db")
     version = "1"
 
     def collect(self, target: Target) -> Facts:

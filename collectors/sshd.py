@@ -202,6 +202,9 @@ def listener_options(cmdline: list[str]) -> dict[str, Any] | None:
 
 class SshdCollector(Collector):
     id = "sshd"
+    reads = (CONFIG,)
+    lists = ("/etc/ssh", "/etc/ssh/sshd_config.d")
+    probes = BINARIES
     version = "2"  # 2: running listeners and their own configuration files
 
     def collect(self, target: Target) -> Facts:

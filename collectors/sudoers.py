@@ -155,6 +155,7 @@ class SudoersParser:
                         continue
                     except TargetError as e:
                         raise SudoersProblem(f"{where}: {e}") from e
+                    self.target.prefetch(posixpath.join(full, n) for n in names if "." not in n and not n.endswith("~"))
                     for name in names:
                         if "." in name or name.endswith("~"):
                             continue
@@ -182,6 +183,9 @@ class SudoersParser:
 
 class SudoersCollector(Collector):
     id = "sudoers"
+    reads = (SUDOERS,)
+    lists = ("/etc/sudoers.d",)
+    probes = BINARIES
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -150,6 +150,9 @@ def configured(target: Target) -> dict[str, Any]:
 
 class TimesyncCollector(Collector):
     id = "timesync"
+    reads = (*CHRONY_CONFS, TIMESYNCD_CONF, *NTP_CONFS, TIMESYNCD_FLAG)
+    lists = ("/etc/chrony/conf.d", "/etc/chrony/sources.d", *TIMESYNCD_DROPINS, "/etc/systemd/system")
+    probes = ("/lib/systemd/systemd-timesyncd", "/usr/lib/systemd/systemd-timesyncd")
     version = "1"
 
     def collect(self, target: Target) -> Facts:

@@ -248,6 +248,8 @@ def auto_upgrades(target: Target) -> dict[str, Any]:
 
 class UpdatesCollector(Collector):
     id = "updates"
+    reads = AUTO_UPGRADES
+    lists = (LISTS, "/etc/apt/apt.conf.d", "/var/lib/dpkg")
     version = "1"
     timeout = 30.0
 

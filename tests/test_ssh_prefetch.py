@@ -79,23 +79,42 @@ def units(tmp_path: Path) -> Path:
     return d
 
 
-def test_two_reads_of_a_kind_fetch_the_rest_of_that_kind_only(target: SSHTarget, units: Path) -> None:
+def test_a_listing_answers_stats_and_absence(target: SSHTarget, units: Path) -> None:
     base = str(units)
     names = target.list_dir(base)
-    seen = Requests(target)
-    assert target.read_file(f"{base}/job0.timer").startswith(b"[Timer]")
-    assert target.read_file(f"{base}/job1.timer").startswith(b"[Timer]")
-    opened = set(seen.paths(OPEN))
-    # The second .timer completed the pattern: the other timers came along, no service, and never the FIFO.
-    assert {f"{base}/job{i}.timer" for i in range(4)} <= opened
-    assert not any(p.endswith(".service") for p in opened)
-    assert f"{base}/trap.timer" not in opened
-    before = len(seen.sent)
-    assert target.read_file(f"{base}/job3.timer") == (units / "job3.timer").read_bytes()
-    assert len(seen.sent) == before, "a prefetched file must come from the cache"
-    with pytest.raises(FileUnreadable, match="not a regular file"):
-        target.read_file(f"{base}/trap.timer")
     assert len(names) == 45
+    seen = Requests(target)
+    assert target.read_file(f"{base}/job0.timer") == (units / "job0.timer").read_bytes()
+    assert seen.paths(STAT) == [], "the listing already said it is a regular file"
+    assert seen.paths(OPEN) == [f"{base}/job0.timer"]
+    with pytest.raises(FileUnreadable, match="not a regular file"):
+        target.read_file(f"{base}/trap.timer")  # the FIFO: known from the listing, never opened
+    assert target.stat(f"{base}/nothing-here") is None
+    with pytest.raises(FileMissing):
+        target.read_file(f"{base}/nothing-here.timer")
+    assert seen.paths(STAT) == [] and seen.paths(OPEN) == [f"{base}/job0.timer"]
+
+
+def test_outside_proc_two_reads_do_not_fetch_their_siblings(target: SSHTarget, units: Path) -> None:
+    base = str(units)
+    target.list_dir(base)
+    seen = Requests(target)
+    target.read_file(f"{base}/job0.timer")
+    target.read_file(f"{base}/job1.timer")
+    assert seen.paths(OPEN) == [f"{base}/job0.timer", f"{base}/job1.timer"]
+
+
+def test_the_second_probe_in_a_directory_lists_it(target: SSHTarget, units: Path) -> None:
+    base = str(units)
+    seen = Requests(target)
+    assert target.stat(f"{base}/absent-1") is None
+    assert target.stat(f"{base}/absent-2") is None  # this one lists the directory: one round trip
+    before = len(seen.sent)
+    for i in range(3, 20):
+        assert target.stat(f"{base}/absent-{i}") is None
+    assert target.stat(f"{base}/svc07.service") is not None
+    assert len(seen.sent) == before, "probes in a listed directory need no request"
+    assert seen.paths(STAT) == [f"{base}/absent-1"]
 
 
 def test_prefetch_hint_sends_one_batch_and_changes_no_answer(target: SSHTarget, units: Path) -> None:

@@ -275,6 +275,7 @@ class SSHTarget(Target):
             except (FileMissing, FileUnreadable, FileTooLarge):
                 return ""
 
+        self.prefetch(["/proc/sys/kernel/ostype", "/proc/sys/kernel/hostname", "/etc/os-release", "/etc/machine-id"])
         ostype, hostname = text("/proc/sys/kernel/ostype"), text("/proc/sys/kernel/hostname")
         if not ostype:  # no Linux /proc: ask uname
             try:

@@ -356,53 +356,47 @@ class PipelinedSFTP:
 
         return self._gather(self.send_batch([(READLINK, _string(p)) for p in paths]), NAME, first)
 
-    def listdir_many(self, paths: list[bytes]) -> list[list[bytes] | SFTPStatus]:
+    def listdir_many(self, paths: list[bytes]) -> list[list[tuple[bytes, Attrs]] | SFTPStatus]:
         handles = self._gather(self.send_batch([(OPENDIR, _string(p)) for p in paths]), HANDLE, _Reader.string)
-        results: list[list[bytes] | SFTPStatus] = [h if isinstance(h, SFTPStatus) else [] for h in handles]
+        results: list[list[tuple[bytes, Attrs]] | SFTPStatus] = [h if isinstance(h, SFTPStatus) else []
+                                                                 for h in handles]
         open_ = [i for i, h in enumerate(handles) if isinstance(h, bytes)]
+        depth = 2  # a small directory: its names and the EOF in one round trip
         while open_:
-            replies = self.send_batch([(READDIR, _string(handles[i])) for i in open_])  # type: ignore[arg-type]
-            still = []
-            for i, reply in zip(open_, replies, strict=True):
+            # sftp-server answers a READDIR with ~100 names: a big directory (/usr/bin) takes a dozen, so after
+            # the first round each open directory gets several in one write; those past the end answer EOF.
+            reqs = [(i, READDIR, _string(handles[i])) for i in open_ for _ in range(depth)]  # type: ignore[arg-type]
+            replies = self.send_batch([(kind, payload) for _, kind, payload in reqs])
+            depth = 8
+            finished: set[int] = set()
+            for (i, _, _), reply in zip(reqs, replies, strict=True):
                 try:
                     r = self.wait(reply, NAME)
                 except SFTPStatus as e:
-                    if e.code != EOF:
+                    if e.code != EOF and not isinstance(results[i], SFTPStatus):
                         results[i] = e
-                    self.close_handle(handles[i])  # type: ignore[arg-type]
+                    finished.add(i)
                     continue
-                names = results[i]
-                assert isinstance(names, list)
+                entries = results[i]
+                if not isinstance(entries, list) or i in finished:
+                    continue
                 for _ in range(r.u32()):
                     name = r.string()
                     r.skip_string()  # longname
-                    r.skip_attrs()
+                    attrs = r.attrs()
                     if name not in (b".", b".."):
-                        names.append(name)
-                still.append(i)
-            open_ = still
+                        entries.append((name, attrs))
+            for i in finished:
+                self.close_handle(handles[i])  # type: ignore[arg-type]
+            open_ = [i for i in open_ if i not in finished]
         return results
 
-    def listdir(self, path: bytes) -> list[bytes]:
-        handle = self.call(OPENDIR, _string(path), HANDLE).string()
-        names: list[bytes] = []
-        try:
-            while True:
-                try:
-                    r = self.call(READDIR, _string(handle), NAME)
-                except SFTPStatus as e:
-                    if e.code == EOF:
-                        break
-                    raise
-                for _ in range(r.u32()):
-                    name = r.string()
-                    r.skip_string()  # longname
-                    r.skip_attrs()
-                    if name not in (b".", b".."):
-                        names.append(name)
-        finally:
-            self.close_handle(handle)
-        return names
+    def listdir(self, path: bytes) -> list[tuple[bytes, Attrs]]:
+        """Names with their attributes, as the server gives them: lstat(2), so a link is a link."""
+        result = self.listdir_many([path])[0]
+        if isinstance(result, SFTPStatus):
+            raise result
+        return result
 
     def readlink(self, path: bytes) -> bytes:
         r = self.call(READLINK, _string(path), NAME)
