@@ -127,6 +127,7 @@ def socket_owners(target: Target, inodes: set[int]) -> tuple[dict[int, str], int
 
 class ListeningCollector(Collector):
     id = "listening"
+    reads = tuple(f"/proc/net/{name}" for name, _, _ in TABLES)
     version = "1"
     timeout = 15.0
 

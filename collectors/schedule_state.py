@@ -60,11 +60,14 @@ def cron_entries(target: Target, pattern: re.Pattern[str]) -> list[dict[str, Any
             line = raw.strip()
             if line and not line.startswith("#") and pattern.search(line):
                 out.append({"kind": "cron", "where": f"{path}:{n}", "line": line[:300], "enabled": True})
+    scripts: dict[str, list[str]] = {}
     for d in CRON_SCRIPT_DIRS:
         try:
-            names = target.list_dir(d)
+            scripts[d] = target.list_dir(d)
         except TargetError:
             continue
+    target.prefetch(posixpath.join(d, n) for d, names in scripts.items() for n in names)  # all read below
+    for d, names in scripts.items():
         for name in names:
             path = posixpath.join(d, name)
             st = target.stat(path)
