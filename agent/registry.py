@@ -8,7 +8,8 @@ ship a collector for its router without touching mamoru.
 from __future__ import annotations
 
 import functools
-from importlib.metadata import entry_points
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
 
 from agent.errors import ScanError
 from checks.base import Check
@@ -18,26 +19,38 @@ COLLECTOR_GROUP = "mamoru.collectors"
 CHECK_GROUP = "mamoru.checks"
 
 
+def _load_collector(ep: EntryPoint) -> Collector:
+    try:
+        obj = ep.load()
+    except Exception as e:
+        raise ScanError(f"collector plugin {ep.name!r} ({ep.value}) failed to load: {e}") from e
+    if isinstance(obj, type):
+        obj = obj()
+    if not isinstance(obj, Collector):
+        raise ScanError(f"collector plugin {ep.name!r} ({ep.value}) is not a Collector")
+    if obj.id != ep.name:
+        raise ScanError(f"collector plugin {ep.name!r} declares id {obj.id!r}")
+    return obj
+
+
 @functools.cache
-def collectors() -> dict[str, Collector]:
-    found: dict[str, Collector] = {}
-    for ep in entry_points(group=COLLECTOR_GROUP):
-        try:
-            obj = ep.load()
-        except Exception as e:
-            raise ScanError(f"collector plugin {ep.name!r} ({ep.value}) failed to load: {e}") from e
-        if isinstance(obj, type):
-            obj = obj()
-        if not isinstance(obj, Collector):
-            raise ScanError(f"collector plugin {ep.name!r} ({ep.value}) is not a Collector")
-        if obj.id != ep.name:
-            raise ScanError(f"collector plugin {ep.name!r} declares id {obj.id!r}")
-        found[obj.id] = obj
-    if not found:
-        raise ScanError(
-            "no collectors are registered",
-        ) from None
-    return found
+def _collector_entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=COLLECTOR_GROUP)}
+
+
+@functools.cache
+def _collector(name: str) -> Collector:
+    return _load_collector(_collector_entry_points()[name])
+
+
+def collectors(names: Iterable[str] | None = None) -> dict[str, Collector]:
+    """The registered collectors, or only those named (the rest are not even imported: a host scan
+    loads no Wi-Fi or LAN code)."""
+    available = _collector_entry_points()
+    if not available:
+        raise ScanError("no collectors are registered")
+    wanted = available if names is None else [n for n in dict.fromkeys(names) if n in available]
+    return {name: _collector(name) for name in wanted}
 
 
 @functools.cache

@@ -50,7 +50,7 @@ def collect(targets: tuple[str, ...], output: str, policy_path: str | None, chec
         raise click.UsageError(f"--output {output} is a directory")
     if not Path(output).resolve().parent.is_dir():
         raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} does not exist")
-    wanted = needed_collectors(chosen, collectors(), active=active_tests)
+    wanted = needed_collectors(chosen, collectors(n for c in chosen for n in c.needs), active=active_tests)
     run_id, started = new_run_id(), now_iso()
     fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet)
     bundle = Bundle(run_id=run_id, started=started, finished=now_iso(),

@@ -79,8 +79,8 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
 
         key = load_key_for_cli(sign_key)
     run_id, started = new_run_id(), now_iso()
-    fleet = run_fleet(items, needed_collectors(chosen, collectors(), active=active_tests), workers=workers,
-                      policy=policy, quiet=quiet)
+    wanted = needed_collectors(chosen, collectors(n for c in chosen for n in c.needs), active=active_tests)
+    fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet)
     report = build_report(run_id=run_id, started=started, target_facts=fleet.facts, checks=chosen, policy=policy,
                           scope=scope or (str(Path(output).resolve().parent) if output else ""),
                           partial=fleet.interrupted, policy_for=fleet.policy_for(policy))

@@ -13,12 +13,15 @@ import contextlib
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reports.atomic import write_atomic
 from reports.chain import SIG_SUFFIX, find_previous, series_lock
 from reports.json_report import render_json
 from reports.model import Report
-from reports.signing.keys import SigningKey
+
+if TYPE_CHECKING:
+    from reports.signing.keys import SigningKey
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +34,6 @@ class Published:
 
 
 def publish(report: Report, output: str | os.PathLike[str], key: SigningKey | None) -> Published:
-    from reports.signing import sshsig
-
     out = Path(output)
     directory = out.parent if str(out.parent) else Path(".")
     sig_path = Path(f"{out}{SIG_SUFFIX}")
@@ -47,6 +48,8 @@ def publish(report: Report, output: str | os.PathLike[str], key: SigningKey | No
             with contextlib.suppress(FileNotFoundError):
                 sig_path.unlink()
             return Published(out, None, previous, warnings, removed_stale_signature=stale)
+        from reports.signing import sshsig  # only when signing: an unsigned scan never loads it
+
         written = out.read_bytes()
         write_atomic(sig_path, sshsig.sign(written, key.private))
     return Published(out, sig_path, previous, warnings)
