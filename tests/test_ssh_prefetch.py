@@ -171,3 +171,15 @@ def test_concurrent_readers_of_one_batch_do_not_ask_twice(target: SSHTarget) -> 
         repeated = {p for p in asked if asked.count(p) > 1}
         assert not repeated, f"asked more than once by six walkers: {sorted(repeated)[:5]}"
     assert len(seen.paths(STAT)) == 0, "kernel pseudo-files need no stat before they are opened"
+
+
+def test_big_files_do_not_spend_the_cache(target: SSHTarget, tmp_path: Path) -> None:
+    """A file over 64 KB is read when asked and not kept: the budget is for the thousands of small answers
+    (a process table); a 0.7 MB dpkg status kept there once left them uncached, and a fleet three times slower."""
+    big = tmp_path / "status"
+    big.write_bytes(b"Package: x\n" * 20000)
+    seen = Requests(target)
+    for _ in range(2):
+        assert target.read_file(str(big)) == big.read_bytes()
+    assert seen.paths(OPEN) == [str(big), str(big)]
+    assert target.files._cache.used < 64 * 1024
