@@ -16,6 +16,7 @@ its job arrives, while the collectors named in the same input are still being im
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -46,6 +47,7 @@ class _Collectors:
 
 
 def main() -> int:
+    gc.disable()  # start-up only: frozen and re-enabled once the collectors are loaded (see agent.cli.common)
     out: BinaryIO = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     sys.stdout = sys.stderr  # the protocol owns the real stdout
     lines = sys.stdin.buffer
@@ -101,6 +103,8 @@ def main() -> int:
             jobs.put((i, Job(**raw)))
         elif kind == "collectors" and not collectors.ready.is_set():
             collectors.set([_collector(ref) for ref in payload])
+            gc.freeze()
+            gc.enable()
     if not collectors.ready.is_set():
         collectors.set(None)
     for _ in threads:

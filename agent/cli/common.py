@@ -38,3 +38,13 @@ def note(message: str) -> None:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def start_work() -> None:
+    """Everything is loaded: freeze what exists (it lives until exit; the collector need never walk it again)
+    and let the cyclic garbage collector run for the work itself, which on a fleet lasts minutes."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()

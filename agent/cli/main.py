@@ -7,6 +7,7 @@ config error · 3 the scan could not run (or a target could not be scanned).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import sys
@@ -83,8 +84,11 @@ def run() -> NoReturn:
 
     Everything is written by then (the report atomically and synced, the terminal output flushed here).
     What ``sys.exit`` would add is the interpreter's teardown of ~450 modules, measured at ~45 ms: a tenth
-    of a one-host SSH scan, spent after the work is done.
+    of a one-host SSH scan, spent after the work is done. The cyclic garbage collector waits until the
+    modules are loaded (``common.start_work``): collecting while ~450 modules load only walks objects that
+    live until exit (measured: ~35 ms of CPU).
     """
+    gc.disable()  # until the scan starts: see common.start_work
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader that went away (mamoru … | head)
