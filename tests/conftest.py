@@ -117,3 +117,15 @@ def finding(doc: dict[str, Any], check: str, target: str | None = None) -> dict[
     hits = [f for f in doc["findings"] if f["check"] == check and (target is None or f["target"] == target)]
     assert len(hits) == 1, f"expected one {check} finding, got {len(hits)}"
     return hits[0]
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Any]:
+    """Real OpenSSH servers for one test module (``tests.sshd_helpers.SshdLab``), stopped at its end."""
+    from tests.sshd_helpers import SshdLab, sshd_available
+
+    require_root()
+    require(sshd_available(), "OpenSSH server (sshd, ssh-keygen) is not installed")
+    lab = SshdLab()
+    yield lab
+    lab.close()

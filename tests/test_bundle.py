@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, require, require_root
-from tests.sshd_helpers import SshdLab, sshd_available
+from tests.conftest import FIXTURES
+from tests.sshd_helpers import SshdLab
 
 RunCli = Callable[..., tuple[int, Any, str, str]]
 HARDENED = f"rootfs:{FIXTURES / 'rootfs' / 'hardened'}"
@@ -135,15 +135,6 @@ def test_a_partial_bundle_gives_a_partial_report(run_cli: RunCli, tmp_path: Path
 
 
 # -- over SSH, with an inventory ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[SshdLab]:
-    require_root()
-    require(sshd_available(), "OpenSSH server (sshd, ssh-keygen) is not installed")
-    lab = SshdLab()
-    yield lab
-    lab.close()
 
 
 @pytest.mark.needs_service

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,21 +19,12 @@ import pytest
 from agent.fleet import Job, ProgressBar, collect_fleet
 from agent.targets.base import Target
 from collectors.base import Collector, Facts
-from tests.conftest import finding, require, require_root
-from tests.sshd_helpers import LoginUser, SshdLab, sshd_available
+from tests.conftest import finding
+from tests.sshd_helpers import LoginUser, SshdLab
 
 pytestmark = [pytest.mark.needs_service, pytest.mark.needs_root]
 ROOT = Path(__file__).resolve().parents[1]
 RunCli = Callable[..., tuple[int, Any, str, str]]
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[SshdLab]:
-    require_root()
-    require(sshd_available(), "OpenSSH server (sshd, ssh-keygen) is not installed")
-    lab = SshdLab()
-    yield lab
-    lab.close()
 
 
 def test_every_failure_mode_in_one_run(lab: SshdLab, run_cli: RunCli) -> None:

@@ -20,19 +20,9 @@ from agent.targets import open_target
 from agent.targets.base import FileMissing, FileUnreadable
 from agent.targets.ssh import SSHTarget
 from agent.targets.ssh_sftp import OPEN, READLINK, STAT
-from tests.conftest import require, require_root
-from tests.sshd_helpers import SshdLab, sshd_available
+from tests.sshd_helpers import SshdLab
 
 pytestmark = [pytest.mark.needs_service, pytest.mark.needs_root]
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[SshdLab]:
-    require_root()
-    require(sshd_available(), "OpenSSH server (sshd, ssh-keygen) is not installed")
-    lab = SshdLab()
-    yield lab
-    lab.close()
 
 
 class Requests:

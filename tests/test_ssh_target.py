@@ -44,22 +44,13 @@ from agent.targets.ssh_connect import (
     SudoRefused,
 )
 from collectors.textfiles import UndecodableFile, read_text
-from tests.conftest import require, require_root
-from tests.sshd_helpers import LoginUser, Sshd, SshdLab, keygen, netns, public_line, sshd_available
+from tests.conftest import require
+from tests.sshd_helpers import LoginUser, Sshd, SshdLab, keygen, netns, public_line
 
 pytestmark = [pytest.mark.needs_service, pytest.mark.needs_root]
 
 AUDIT = LoginUser("mm5audit", 45101, "ALL=(ALL) NOPASSWD: ALL")
 ASKS_PASSWORD = LoginUser("mm5pw", 45102, "ALL=(ALL) ALL")
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[SshdLab]:
-    require_root()
-    require(sshd_available(), "OpenSSH server (sshd, ssh-keygen) is not installed")
-    lab = SshdLab()
-    yield lab
-    lab.close()
 
 
 @pytest.fixture(scope="module")
