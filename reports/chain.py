@@ -70,38 +70,123 @@ class ReportFile:
         return prev if isinstance(prev, dict) else None
 
 
-def link_to(report: ReportFile) -> dict[str, str]:
-    """The ``run.previous`` value that points at ``report``."""
-    return {"sha256": report.sha256, "run_id": report.run_id, "file": report.name}
-
-
-def read_reports(directory: str | Path) -> list[ReportFile]:
-    """Every ``*.json`` mamoru report in ``directory`` (not recursive), plus damaged ones that have a ``.sig``.
+def _read_one(path: Path) -> ReportFile | None:
+    """A ``*.json`` file as a report (or a damaged one that has a ``.sig``); None for someone else's file.
 
     A JSON file that is not a mamoru report and has no signature beside it is someone else's file.
     """
-    found: list[ReportFile] = []
-    for path in sorted(Path(directory).glob("*.json")):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        try:
-            if path.stat().st_size > MAX_REPORT_BYTES:
+    try:
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    signed = Path(f"{path}{SIG_SUFFIX}").exists()
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        return ReportFile(path=path, data=data, doc=None, error=f"not valid JSON ({e})") if signed else None
+    if isinstance(doc, dict) and str(doc.get("schema", "")).startswith(REPORT_SCHEMA_PREFIX):
+        return ReportFile(path=path, data=data, doc=doc)
+    return ReportFile(path=path, data=data, doc=None, error="not a mamoru report") if signed else None
+
+
+def _candidates(directory: str | Path) -> list[Path]:
+    return [p for p in sorted(Path(directory).glob("*.json")) if not p.name.startswith(".") and p.is_file()]
+
+
+def read_reports(directory: str | Path) -> list[ReportFile]:
+    """Every ``*.json`` mamoru report in ``directory`` (not recursive), plus damaged ones that have a ``.sig``."""
+    return [r for r in map(_read_one, _candidates(directory)) if r is not None]
+
+
+# --- the index that finding the previous report uses ----------------------------------------------------
+
+#: Beside the reports: what linking needs of each of them (hash, scope, run id, times, link), so that a new
+#: scan does not parse every earlier report again (a year of daily 64-host reports is gigabytes of JSON).
+#: Only a cache, checked against each file's size, modification time and inode: ``verify --chain`` never
+#: reads it, so a wrong entry can at worst make a new report link wrongly, which verification then shows.
+INDEX_NAME = ".mamoru-series-index"
+_INDEX_SCHEMA = "mamoru-series-index/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    name: str
+    sha256: str
+    scope: str
+    run_id: str
+    started: str
+    finished: str
+    previous_sha256: str | None
+
+    @classmethod
+    def of(cls, r: ReportFile) -> _Entry:
+        prev = r.previous.get("sha256") if r.previous else None
+        return cls(r.name, r.sha256, r.scope, r.run_id, r.started, r.finished,
+                   str(prev) if prev is not None else None)
+
+
+def _entry_from_index(name: str, raw: Any) -> _Entry | None:
+    if not isinstance(raw, dict):
+        return None
+    fields = ("sha256", "scope", "run_id", "started", "finished")
+    if set(raw) != {*fields, "previous_sha256"} or not all(isinstance(raw[f], str) for f in fields):
+        return None
+    if raw["previous_sha256"] is not None and not isinstance(raw["previous_sha256"], str):
+        return None
+    return _Entry(name=name, **raw)
+
+
+def _file_key(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _load_index(directory: Path) -> dict[str, Any]:
+    try:
+        raw = (directory / INDEX_NAME).read_bytes()
+        doc = json.loads(raw) if len(raw) <= MAX_REPORT_BYTES else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("schema") == _INDEX_SCHEMA else None
+    return dict(files) if isinstance(files, dict) else {}
+
+
+def _series_entries(directory: Path) -> list[_Entry]:
+    """What linking needs of every report in ``directory``: from the index where a file is unchanged, read
+    afresh where it is new or changed; the index is rewritten when anything differed."""
+    from reports.atomic import write_atomic
+
+    known = _load_index(directory)
+    files: dict[str, Any] = {}
+    entries: list[_Entry] = []
+    for path in _candidates(directory):
+        key = _file_key(path)
+        cached = known.get(path.name)
+        if key is not None and isinstance(cached, dict) and cached.get("key") == key:
+            files[path.name] = cached
+            entry = _entry_from_index(path.name, cached.get("report"))
+            if entry is not None:
+                entries.append(entry)
                 continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        signed = Path(f"{path}{SIG_SUFFIX}").exists()
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            if signed:
-                found.append(ReportFile(path=path, data=data, doc=None, error=f"not valid JSON ({e})"))
-            continue
-        if isinstance(doc, dict) and str(doc.get("schema", "")).startswith(REPORT_SCHEMA_PREFIX):
-            found.append(ReportFile(path=path, data=data, doc=doc))
-        elif signed:
-            found.append(ReportFile(path=path, data=data, doc=None, error="not a mamoru report"))
-    return found
+            if cached.get("report") is None:
+                continue  # someone else's file, unchanged
+            files.pop(path.name)  # a malformed entry: read the file instead
+        r = _read_one(path)
+        report = _Entry.of(r) if r is not None and r.doc is not None else None
+        if report is not None:
+            entries.append(report)
+        files[path.name] = {"key": key, "report": None if report is None else {
+            k: v for k, v in dataclasses.asdict(report).items() if k != "name"}}
+    if files != known:
+        with contextlib.suppress(OSError):  # only a cache: a read-only directory still gets its report linked
+            write_atomic(directory / INDEX_NAME, json.dumps({"schema": _INDEX_SCHEMA, "files": files}).encode(),
+                         mode=0o600)
+    return entries
 
 
 @contextlib.contextmanager
@@ -126,19 +211,19 @@ def series_lock(directory: str | Path) -> Iterator[None]:
 
 def find_previous(directory: str | Path, scope: str) -> tuple[dict[str, str] | None, list[str]]:
     """The link to the newest report of ``scope`` in ``directory`` (None for the first), and warnings."""
-    series = [r for r in read_reports(directory) if r.doc is not None and r.scope == scope]
+    series = [e for e in _series_entries(Path(directory)) if e.scope == scope]
     if not series:
         return None, []
-    referenced = {str(r.previous.get("sha256")) for r in series if r.previous}
-    heads = [r for r in series if r.sha256 not in referenced] or series
-    newest = max(heads, key=lambda r: (r.finished, r.started, r.name))
+    referenced = {e.previous_sha256 for e in series if e.previous_sha256}
+    heads = [e for e in series if e.sha256 not in referenced] or series
+    newest = max(heads, key=lambda e: (e.finished, e.started, e.name))
     warnings = []
     if len(heads) > 1:
-        names = ", ".join(r.name for r in heads)
+        names = ", ".join(e.name for e in heads)
         warnings.append(f"the series in {directory} has {len(heads)} newest reports ({names}); linking to "
                         f"{newest.name}, the latest by its finish time; check it with: mamoru verify --chain "
                         f"{directory}")
-    return link_to(newest), warnings
+    return {"sha256": newest.sha256, "run_id": newest.run_id, "file": newest.name}, warnings
 
 
 # --- verification ----------------------------------------------------------------------------------------

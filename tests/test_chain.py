@@ -225,3 +225,60 @@ def test_empty_directory_is_a_usage_error(run_cli: Run, tmp_path: Path, signer: 
     (tmp_path / "other.json").write_text('{"not": "a report"}')
     rc, _, err = verify_cli(run_cli, tmp_path, signer[1])
     assert rc == 2 and "no mamoru reports" in err
+
+
+def test_linking_reads_only_new_or_changed_reports(series: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new scan finds its predecessor from the index of the series; only new or changed files are parsed."""
+    from reports import chain
+
+    scope = json.loads((series / "report-1.json").read_bytes())["run"]["scope"]
+    first = find_previous(series, scope)  # the copy has new inodes: every file is read once, the index rewritten
+    assert first[0] is not None and first[0]["file"] == "report-10.json" and first[1] == []
+    assert (series / chain.INDEX_NAME).stat().st_mode & 0o777 == 0o600
+    read: list[str] = []
+    real = chain._read_one
+
+    def counting(path: Path) -> ReportFile | None:
+        read.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(chain, "_read_one", counting)
+    assert find_previous(series, scope) == first
+    assert read == []
+    (series / "notes.json").write_text('{"not": "a report"}')
+    assert find_previous(series, scope) == first
+    assert read == ["notes.json"]
+    read.clear()
+    with (series / "report-4.json").open("ab") as fh:  # an old report altered: it is read again
+        fh.write(b"\n")
+    changed = find_previous(series, scope)
+    assert read == ["report-4.json"]
+    (series / chain.INDEX_NAME).unlink()
+    read.clear()
+    assert find_previous(series, scope) == changed  # the index never changes the answer
+    assert len(read) == 11
+    assert "report-4.json" in changed[1][0]  # no longer referenced by report-5: a second head, reported
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xfe not json", b'{"schema": "mamoru-series-index/1", "files": []}',
+                                     b'{"schema": "mamoru-series-index/1", "files": {"report-10.json": '
+                                     b'{"key": 1, "report": {"sha256": 5}}}}'])
+def test_a_damaged_index_is_rebuilt(series: Path, garbage: bytes) -> None:
+    from reports import chain
+
+    scope = json.loads((series / "report-1.json").read_bytes())["run"]["scope"]
+    expected = find_previous(series, scope)
+    (series / chain.INDEX_NAME).write_bytes(garbage)
+    assert find_previous(series, scope) == expected
+    assert json.loads((series / chain.INDEX_NAME).read_bytes())["schema"] == "mamoru-series-index/1"
+
+
+def test_an_index_entry_of_the_wrong_shape_is_not_trusted(series: Path) -> None:
+    from reports import chain
+
+    scope = json.loads((series / "report-1.json").read_bytes())["run"]["scope"]
+    expected = find_previous(series, scope)
+    index = json.loads((series / chain.INDEX_NAME).read_bytes())
+    index["files"]["report-10.json"]["report"]["finished"] = 12345  # right key, wrong type
+    (series / chain.INDEX_NAME).write_text(json.dumps(index))
+    assert find_previous(series, scope) == expected
