@@ -71,16 +71,20 @@ def parse_table(text: str, proto: str, family: int, where: str) -> list[dict[str
     return rows
 
 
-def _prefetch_links(target: Target, pids: list[str]) -> None:
-    """Every descriptor link at once: over SSH one batch instead of a round trip per descriptor."""
+#: Processes whose descriptors are fetched together. Listening daemons mostly start early (low pids) and the
+#: walk stops once every listening socket has its owner, so the batches stay small and few.
+FD_BATCH = 64
+
+
+def _prefetch_fds(target: Target, pids: list[str]) -> None:
+    """The descriptor lists, then every descriptor link, of these processes: two batches over SSH."""
+    target.prefetch((f"/proc/{pid}/fd" for pid in pids), op="list")
     links: list[str] = []
     for pid in pids:
         try:
             links += [f"/proc/{pid}/fd/{fd}" for fd in target.list_dir(f"/proc/{pid}/fd")]
         except TargetError:
             continue
-        if len(links) > MAX_FD_LINKS:
-            break
     target.prefetch(links[:MAX_FD_LINKS], op="readlink")
 
 
@@ -93,11 +97,11 @@ def socket_owners(target: Target, inodes: set[int]) -> tuple[dict[int, str], int
         pids = [p for p in target.list_dir("/proc") if p.isdigit()]
     except TargetError:
         return owners, 0
-    target.prefetch((f"/proc/{pid}/fd" for pid in pids), op="list")
-    _prefetch_links(target, pids)
-    for pid in pids:
+    for i, pid in enumerate(pids):
         if len(owners) == len(inodes) or links > MAX_FD_LINKS:
             break
+        if i % FD_BATCH == 0:
+            _prefetch_fds(target, pids[i:i + FD_BATCH])
         try:
             fds = target.list_dir(f"/proc/{pid}/fd")
         except FileMissing:

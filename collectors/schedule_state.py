@@ -124,28 +124,20 @@ def timers_running(target: Target, pattern: re.Pattern[str]) -> list[dict[str, A
         except TargetError:
             continue
     enabled = _enabled_units(target)
-    timers = {name: path for name, path in units.items() if name.endswith(".timer")}
-    target.prefetch(timers.values())
-    services = {}
-    for name, path in timers.items():
-        try:
-            service = (_unit_values(read_text(target, path).lines, "Timer").get("Unit") or [name[:-6] + ".service"])[-1]
-        except TargetError:
-            continue
-        services[service] = units.get(service)
-    target.prefetch(p for p in services.values() if p)
-    out = []
-    for name, path in sorted(units.items()):
-        if not name.endswith(".timer"):
-            continue
+    timers = sorted((name, path) for name, path in units.items() if name.endswith(".timer"))
+    target.prefetch(path for _, path in timers)
+    found: list[tuple[str, str, dict[str, list[str]], str]] = []
+    for name, path in timers:
         st = target.stat(path)
         if st is None or st.size == 0:
             continue  # a link to /dev/null (masked) or an empty file
         timer = _unit_values(_lines(target, path), "Timer")
         service = (timer.get("Unit") or [name[:-6] + ".service"])[-1]
-        spath = units.get(service)
-        if spath is None:
-            continue
+        if service in units:
+            found.append((name, path, timer, units[service]))
+    target.prefetch(spath for *_, spath in found)  # every timer's service, in one batch
+    out = []
+    for name, path, timer, spath in found:
         execs = _unit_values(_lines(target, spath), "Service").get("ExecStart", [])
         hits = [e for e in execs if pattern.search(e)]
         if hits:
