@@ -56,6 +56,35 @@ def _is_link(target: Target, path: str) -> bool:
     return True
 
 
+def _children(target: Target, directory: str, rec: dict[str, Any], room: int) -> list[tuple[str, FileStat]]:
+    """A directory's entries with their stats, at most ``room`` of them (beyond: ``truncated``); what cannot
+    be listed or stat'ed goes to ``unreadable``. A dangling link, or an entry removed meanwhile, is skipped."""
+    try:
+        names = target.list_dir(directory)
+    except TargetError as e:
+        rec["unreadable"].append(str(e))
+        return []
+    out: list[tuple[str, FileStat]] = []
+    for name in names:
+        if len(out) >= room:
+            rec["truncated"] = True
+            break
+        child = posixpath.join(directory, name)
+        cs = _stat(target, child, rec)
+        if cs is not None:
+            out.append((child, cs))
+    return out
+
+
+def _stat(target: Target, path: str, rec: dict[str, Any]) -> FileStat | None:
+    """stat(); what cannot be stat'ed is noted in ``unreadable`` and, like an absent path, gives None."""
+    try:
+        return target.stat(path)
+    except TargetError as e:
+        rec["unreadable"].append(str(e))
+        return None
+
+
 def walk_data_path(target: Target, path: str) -> dict[str, Any]:
     rec: dict[str, Any] = {"path": path, "exists": False, "entries": 0, "truncated": False, "unreadable": [],
                            "links_not_followed": [],
@@ -107,24 +136,9 @@ def walk_data_path(target: Target, path: str) -> dict[str, Any]:
         if current != path and _is_link(target, current):
             rec["links_not_followed"].append(current)  # a link out of the folder is not the folder's data
             continue
-        try:
-            names = target.list_dir(current)
-        except TargetError as e:
-            rec["unreadable"].append(str(e))
-            continue
         inner_reachable = reachable and bool(mode & st.S_IXOTH)
-        for name in names:
-            if rec["entries"] + len(queue) >= MAX_ENTRIES:
-                rec["truncated"] = True
-                break
-            child = posixpath.join(current, name)
-            try:
-                cs = target.stat(child)
-            except TargetError as e:
-                rec["unreadable"].append(str(e))
-                continue
-            if cs is not None:  # None: a dangling symlink, or removed while walking
-                queue.append((child, cs, inner_reachable, depth + 1))
+        for child, cs in _children(target, current, rec, MAX_ENTRIES - rec["entries"] - len(queue)):
+            queue.append((child, cs, inner_reachable, depth + 1))
     return rec
 
 
@@ -154,11 +168,7 @@ def walk_log_path(target: Target, path: str) -> dict[str, Any]:
         return rec
     rec["exists"] = True
     for anc in _ancestors(path):
-        try:
-            s = target.stat(anc)
-        except TargetError as e:
-            rec["unreadable"].append(str(e))
-            continue
+        s = _stat(target, anc, rec)
         if s is not None:
             rec["ancestors"].append(_describe(anc, s))
     queue: deque[tuple[str, FileStat, int]] = deque([(path, top, 0)])
@@ -167,23 +177,8 @@ def walk_log_path(target: Target, path: str) -> dict[str, Any]:
         rec["entries"].append(_describe(current, s))
         if not st.S_ISDIR(s.mode) or depth >= LOG_MAX_DEPTH:
             continue
-        try:
-            names = target.list_dir(current)
-        except TargetError as e:
-            rec["unreadable"].append(str(e))
-            continue
-        for name in names:
-            if len(rec["entries"]) + len(queue) >= LOG_MAX_ENTRIES:
-                rec["truncated"] = True
-                break
-            child = posixpath.join(current, name)
-            try:
-                cs = target.stat(child)
-            except TargetError as e:
-                rec["unreadable"].append(str(e))
-                continue
-            if cs is not None:
-                queue.append((child, cs, depth + 1))
+        for child, cs in _children(target, current, rec, LOG_MAX_ENTRIES - len(rec["entries"]) - len(queue)):
+            queue.append((child, cs, depth + 1))
     return rec
 
 

@@ -48,6 +48,14 @@ class ReadStats:
     corrupt: str | None = None
     linktypes: set[int] = dataclasses.field(default_factory=set)
 
+    def count(self, orig: int, incl: int) -> bool:
+        """Count one record (``orig`` bytes on the air, ``incl`` captured); whether it is complete."""
+        self.records += 1
+        if orig <= incl:
+            return True
+        self.snapped += 1
+        return False
+
 
 class _Chunks:
     """A growable window over a stream: ``need(n)`` guarantees n bytes at ``pos`` or says there are fewer."""
@@ -115,10 +123,7 @@ def _pcap(ch: _Chunks, endian: str, stats: ReadStats) -> Iterator[tuple[int, byt
             return
         start = ch.pos + 16
         ch.pos = start + incl
-        stats.records += 1
-        complete = orig <= incl
-        if not complete:
-            stats.snapped += 1
+        complete = stats.count(orig, incl)
         yield linktype, ch.buf[start:start + incl], complete
 
 
@@ -159,10 +164,7 @@ def _pcapng(ch: _Chunks, stats: ReadStats) -> Iterator[tuple[int, bytes, bool]]:
             if iface >= len(interfaces) or 28 + incl > blen:
                 stats.corrupt = f"pcapng packet block {stats.records + 1} is inconsistent"
                 return
-            stats.records += 1
-            complete = orig <= incl
-            if not complete:
-                stats.snapped += 1
+            complete = stats.count(orig, incl)
             yield interfaces[iface][0], ch.buf[base + 28:base + 28 + incl], complete
         elif btype == 3:  # Simple Packet Block: length is implied by the block
             if not interfaces:
@@ -171,18 +173,12 @@ def _pcapng(ch: _Chunks, stats: ReadStats) -> Iterator[tuple[int, bytes, bool]]:
             orig = struct.unpack_from(endian + "I", ch.buf, base + 8)[0]
             lt, snap = interfaces[0]
             incl = min(orig, blen - 16, snap or orig)
-            stats.records += 1
-            complete = orig <= incl
-            if not complete:
-                stats.snapped += 1
+            complete = stats.count(orig, incl)
             yield lt, ch.buf[base + 12:base + 12 + incl], complete
         elif btype == 2:  # obsolete Packet Block
             iface, _, _, _, incl, orig = struct.unpack_from(endian + "HHIIII", ch.buf, base + 8)
             if iface >= len(interfaces) or 28 + incl > blen:
                 stats.corrupt = f"pcapng packet block {stats.records + 1} is inconsistent"
                 return
-            stats.records += 1
-            complete = orig <= incl
-            if not complete:
-                stats.snapped += 1
+            complete = stats.count(orig, incl)
             yield interfaces[iface][0], ch.buf[base + 28:base + 28 + incl], complete
