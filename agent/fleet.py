@@ -10,7 +10,6 @@ targets are not collected: their saved facts join the run as they are.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -23,8 +22,7 @@ from typing import IO, Any
 from agent.config.policy import Policy
 from agent.runner import Observer, TargetFacts, collect_target
 from agent.scanner import Scanner
-from agent.targets import check_spec, open_target, scheme_of
-from agent.targets.base import Target, TargetUnreachable
+from agent.targets import check_spec, scheme_of
 from collectors.base import Collector
 
 #: Targets in flight in one scanner process. One Python process runs on one core at a time (the GIL):
@@ -143,53 +141,6 @@ def plan(targets: Sequence[str], inventory: str | None, settings: RemoteSettings
     return items
 
 
-class _Dial:
-    """One SSH connection being opened in the background; taken by the worker that scans its target."""
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.done = threading.Event()
-        self.target: Target | None = None
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()
-        self._taken = self._dropped = False
-        threading.Thread(target=self._open, daemon=True, name=f"mamoru-dial {job.label}").start()
-
-    def _open(self) -> None:
-        try:
-            target = open_target(self.job.spec, **dict(self.job.options))
-        except BaseException as e:
-            self.error = e
-        else:
-            with self._lock:
-                dropped = self._dropped
-                self.target = None if dropped else target
-            if dropped:  # the run ended before anyone wanted it
-                with contextlib.suppress(Exception):
-                    target.close()
-        finally:
-            self.done.set()
-
-    def take(self) -> Target:
-        """The open target, waiting for it as long as the caller's own timeout allows; or its error."""
-        with self._lock:
-            self._taken = True
-        self.done.wait()
-        if self.target is None:
-            raise self.error or TargetUnreachable("the connection was dropped")
-        return self.target
-
-    def drop(self) -> None:
-        with self._lock:
-            if self._taken:
-                return
-            self._dropped = True
-            target, self.target = self.target, None
-        if target is not None:
-            with contextlib.suppress(Exception):
-                target.close()
-
-
 class _Silent:
     def target_started(self, target_id: str) -> None:
         pass
@@ -204,11 +155,10 @@ def _interrupted(job: Job, started: bool) -> TargetFacts:
                        error=f"the run was interrupted (Ctrl-C) {when}", tags=dict(job.tags))
 
 
-def collect_one(job: Job, collectors: Sequence[Collector], policy: Policy | None,
-                opener: Callable[[], Target] | None = None) -> TargetFacts:
+def collect_one(job: Job, collectors: Sequence[Collector], policy: Policy | None) -> TargetFacts:
     target_policy = policy.overlay(job.policy) if policy is not None else None
     tf = collect_target(job.spec, collectors, target_options=dict(job.options), policy=target_policy,
-                        connect_timeout=job.connect_timeout, opener=opener)
+                        connect_timeout=job.connect_timeout)
     if job.id:
         tf.id = job.id
     tf.tags = dict(job.tags)

@@ -154,13 +154,11 @@ def needed_collectors(checks: Iterable[Check], available: dict[str, Collector], 
 
 
 def collect_target(spec: str, collectors: Sequence[Collector], *, target_options: dict[str, Any] | None = None,
-                   policy: Policy | None = None, connect_timeout: float = 60.0,
-                   opener: Callable[[], Target] | None = None) -> TargetFacts:
-    """Open a target (or take the one ``opener`` has been opening) and gather the facts of every collector,
-    concurrently, each under its timeout."""
+                   policy: Policy | None = None, connect_timeout: float = 60.0) -> TargetFacts:
+    """Open a target and gather the facts of every collector, concurrently, each under its timeout."""
     tf = TargetFacts(id=spec, kind="unknown")
     try:
-        target = call_with_timeout(opener or (lambda: open_target(spec, **(target_options or {}))), connect_timeout)
+        target = call_with_timeout(lambda: open_target(spec, **(target_options or {})), connect_timeout)
     except Exception as e:
         tf.status, tf.error, tf.reason = "error", _describe(e), reason_of(e)
         return tf

@@ -20,6 +20,7 @@ from typing import Any, NewType
 import yaml
 
 from agent.config.policy import Policy
+from agent.config.yamlfile import safe_load
 
 CheckID = NewType("CheckID", str)
 
@@ -142,9 +143,7 @@ class CheckMeta:
 
 
 def _load_yaml_resource(package: str, name: str) -> Any:
-    raw = resources.files(package).joinpath(name).read_bytes()
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(raw, Loader=loader)  # noqa: S506 - CSafeLoader is the C build of safe_load
+    return safe_load(resources.files(package).joinpath(name).read_bytes())
 
 
 @functools.cache

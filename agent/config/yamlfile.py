@@ -23,6 +23,11 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def safe_load(data: str | bytes) -> Any:
+    """``yaml.safe_load``, with libyaml's loader when it is there (config files, check texts, data tables)."""
+    return yaml.load(data, Loader=SAFE_LOADER)  # noqa: S506 - the safe loader
+
+
 def read_config_bytes(path: Path, *, limit: int = MAX_CONFIG_BYTES, what: str = "config file") -> bytes:
     """A user-named input file, bounded: a missing, unreadable or oversized file is a ConfigError (exit 2)."""
     try:
@@ -44,7 +49,7 @@ def parse_yaml(data: bytes, source: str) -> tuple[Any, yaml.Node | None]:
         line = data[: e.start].count(b"\n") + 1
         raise ConfigError(f"{source}:{line}: not valid UTF-8") from None
     try:
-        value = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - the safe loader, libyaml's when present
+        value = safe_load(text)
         node = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark

@@ -6,10 +6,10 @@ import functools
 from importlib import resources
 from typing import Any
 
-import yaml
+from agent.config.yamlfile import safe_load
 
 
 @functools.cache
 def load(name: str) -> Any:
     raw = resources.files(__name__).joinpath(name).read_bytes()
-    return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
+    return safe_load(raw)
