@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.installed import compile_like_pip  # noqa: E402
-from tests.sshd_helpers import LoginUser, Sshd, keygen, public_line  # noqa: E402
+from tests.sshd_helpers import LoginUser, Sshd, keygen, public_line, sshd_available, sudo_missing  # noqa: E402
 
 AUDITOR = LoginUser("mm5bench", 45300, "ALL=(ALL) NOPASSWD: ALL")
 _PROC = re.compile(r"^/proc/\d+/(.+)$")
@@ -240,6 +240,10 @@ def main() -> int:
     compile_like_pip()  # as pip does at install time: see benchmarks/installed.py
     if os.geteuid() != 0:
         ap.error("run as root: it starts sshd instances and test accounts in private mount namespaces")
+    if not sshd_available():
+        ap.error("needs the OpenSSH server and client (apt-get install openssh-server openssh-client)")
+    if (why := sudo_missing()) is not None:
+        ap.error(f"{why}; the audit account reads as root through sudo -n, as an office's audit account would")
     sizes = [int(x) for x in args.sizes.split(",")]
     mamoru = [sys.executable, "-m", "agent.cli.main"]
     Path("/run/sshd").mkdir(exist_ok=True)

@@ -35,6 +35,23 @@ def sshd_available() -> bool:
     return os.path.exists(SSHD) and shutil.which("ssh-keygen") is not None
 
 
+def sudo_missing() -> str | None:
+    """Why sudo rules cannot be given to test users here (None: they can).
+
+    A sudo rule lives in a copy of ``/etc/sudoers.d`` bind-mounted over the real one: without sudo installed
+    there is neither a ``sudo`` to run nor a directory to mount over.
+    """
+    if shutil.which("sudo") is None:
+        return "sudo is not installed (apt-get install sudo): test users with sudo rules need it"
+    if not os.path.isdir("/etc/sudoers.d"):
+        return "/etc/sudoers.d does not exist: test users with sudo rules need sudo's drop-in directory"
+    return None
+
+
+class SudoUnavailable(RuntimeError):
+    """A server with sudo rules was asked for on a machine without sudo."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port in our range that nothing listens on right now."""
     with _port_lock:
@@ -96,6 +113,8 @@ class Sshd:
         self.config = self.dir / "sshd_config"
         self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
+        if any(u.sudo_rule for u in self.users) and (why := sudo_missing()) is not None:
+            raise SudoUnavailable(why)
         keygen(self.host_key, host_key_type)
         self._write_config()
 
@@ -153,8 +172,9 @@ class Sshd:
         for name, text in (("passwd", passwd), ("shadow", shadow), ("group", group)):
             (etc / name).write_text(text)
         (etc / "shadow").chmod(0o640)
-        binds = [(etc / "passwd", "/etc/passwd"), (etc / "shadow", "/etc/shadow"), (etc / "group", "/etc/group"),
-                 (sudoers_d, "/etc/sudoers.d")]
+        binds = [(etc / "passwd", "/etc/passwd"), (etc / "shadow", "/etc/shadow"), (etc / "group", "/etc/group")]
+        if any(u.sudo_rule for u in self.users):
+            binds.append((sudoers_d, "/etc/sudoers.d"))
         script = self.dir / "mounts.sh"
         lines = ["set -e"]
         lines += [f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}" for src, dst in binds]
@@ -318,6 +338,11 @@ class SshdLab:
              listen: str = "127.0.0.1", extra_config: str = "", port: int | None = None,
              authorized: Sequence[str] | None = None) -> Sshd:
         self._n += 1
+        if any(u.sudo_rule for u in users):
+            from tests.conftest import require
+
+            why = sudo_missing()
+            require(why is None, why or "")
         server = Sshd(self.root / f"sshd{self._n}", authorized_keys=authorized or [public_line(self.client_key)],
                       users=users, netns=netns, listen=listen, extra_config=extra_config, port=port)
         self.servers.append(server)
