@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -95,10 +96,10 @@ def PH_02(facts: FactSet, policy: Policy) -> Verdict:
     data_paths = list(policy.get("data_paths") or [])
     expected = {"storage_under": data_paths or ["/ (no data_paths in the policy)"], "encrypted": True}
     if d["data_paths"] != data_paths:
-        return error(f"the facts describe {d['data_paths'] or ['/']}, not the policy's data_paths {data_paths}",
-                     "収集時の対象パスがポリシーの data_paths と異なります", expected=expected)
+        return error(phrase("other_paths", collected=d["data_paths"] or ["/"], wanted=data_paths),
+                     expected=expected)
     if d["problem"]:
-        return error(d["problem"], f"ディスク構成を読めません: {d['problem']}", expected=expected)
+        return error(fact_phrase("disks", d["problem"]), expected=expected)
     rows = [{k: p.get(k) for k in ("path", "mount", "fstype", "source", "class", "why")} for p in d["paths"]]
     evidence = {"mode": d["mode"], "paths": rows, "crypttab": d["crypttab"]}
     plain = [r for r in rows if r["class"] == "plain"]
@@ -108,11 +109,12 @@ def PH_02(facts: FactSet, policy: Policy) -> Verdict:
                        params={"paths": [f"{r['path']} ({r['source']})" for r in plain]},
                        evidence=evidence, expected=expected)
     if unknown:
-        reasons = [f"{r['path']}: {r['why']}" for r in unknown]
-        return error("; ".join(reasons), "暗号化を判定できません: " + "; ".join(reasons), evidence=evidence,
-                     expected=expected)
-    return Verdict(status=Status.PASS, message="pass", params={"paths": [r["path"] for r in rows],
-                                                               "how": sorted({str(r["why"]) for r in rows})},
+        return error(phrase("unknown_paths", reasons=[phrase("path_why", path=r["path"], why=fact_phrase(
+            "disks", r["why"])) for r in unknown]), evidence=evidence, expected=expected)
+    how = {json.dumps(r["why"], sort_keys=True): r["why"] for r in rows}
+    return Verdict(status=Status.PASS, message="pass",
+                   params={"paths": [r["path"] for r in rows],
+                           "how": [fact_phrase("disks", how[k]) for k in sorted(how)]},
                    evidence=evidence, expected=expected)
 
 
