@@ -97,7 +97,7 @@ def LG_02(facts: FactSet, policy: Policy) -> Verdict:
     kept = [st for st in stores if st.on_disk]
     if empty and (empty[0].days >= want or not kept):
         return Verdict(status=Status.FAIL, message="fail_not_on_disk",
-                       params={"store": empty[0].name, "days": empty[0].shown_days(), "want": want},
+                       params={"store": empty[0].name, "period": empty[0].period(), "want": want},
                        evidence=evidence, expected=expected)
     if kept:
         best = max(kept, key=lambda st: st.days)
@@ -117,5 +117,8 @@ class _Store:
     on_disk: bool
     evidence: dict[str, Any]
 
-    def shown_days(self) -> float | Phrase:
-        return phrase("unlimited") if self.days == math.inf else round(self.days, 1)
+    def shown_days(self) -> float:
+        return round(self.days, 1)
+
+    def period(self) -> Phrase:
+        return phrase("unlimited") if self.days == math.inf else phrase("days", days=round(self.days, 1))
