@@ -24,37 +24,20 @@ from tests.conftest import FIXTURES, require_corpus
 MakeRootfs = Callable[[dict[str, str | bytes]], Path]
 
 #: English a Japanese message may quote because the reader types or sees it exactly so: configuration keys
-#: that contain blanks, and commands. Lower case; matched as whole word runs.
+#: that contain blanks. Lower case; matched as whole runs.
 ALLOWED_RUNS = frozenset({
     "server min protocol", "server max protocol",  # smb.conf keys
-    "mamoru scan",  # the command to schedule; only two words, listed for clarity
 })
-#: A word: ASCII letters (an apostrophe inside), maybe in brackets or quotes, maybe closing a clause.
-_WORD = re.compile(r"""^[(\["'「]?([A-Za-z]+(?:'[A-Za-z]+)?)([)\]"'」]?)([,.;:!?]?)$""")
+#: A run of English words: ASCII letters (an apostrophe inside), separated by blanks only, and not glued to
+#: an identifier (a path, key=value, a dotted or hyphenated name) at either end. Japanese text needs no
+#: blanks around it: "あるか（LVM on LUKS など）" holds a run.
+_IDENT = r"A-Za-z0-9_./:=@+\-\\{}<>"
+_RUN = re.compile(rf"(?<![{_IDENT}'])[A-Za-z]+(?:'[A-Za-z]+)?(?: +[A-Za-z]+(?:'[A-Za-z]+)?){{2,}}(?![{_IDENT}])")
 
 
 def english_runs(text: str) -> list[str]:
-    """Runs of three or more consecutive English words (blank-separated, ASCII letters only)."""
-    runs: list[str] = []
-    current: list[str] = []
-
-    def close() -> None:
-        if len(current) >= 3 and " ".join(current).lower() not in ALLOWED_RUNS:
-            runs.append(" ".join(current))
-        current.clear()
-
-    for token in text.split():
-        m = _WORD.match(token)
-        if not m:
-            close()
-            continue
-        if token[0] in "([\"'「" and current:
-            close()
-        current.append(m.group(1))
-        if m.group(2) or m.group(3):  # a closing bracket or a clause mark ends the run
-            close()
-    close()
-    return runs
+    """Runs of three or more consecutive English words, minus the allowed names."""
+    return [m.group(0) for m in _RUN.finditer(text) if m.group(0).lower() not in ALLOWED_RUNS]
 
 
 def test_the_heuristic_sees_the_leaks_it_is_for() -> None:
@@ -64,6 +47,7 @@ def test_the_heuristic_sees_the_leaks_it_is_for() -> None:
     assert english_runs("画面ロック設定がポリシーを満たしません: not locked by the administrator: lock-enabled")
     assert english_runs("定義ファイル (バージョン 27000) は 1 日前のもので（clamd (loaded)）") == []  # two words only
     assert english_runs("プロセスを確認できません: collector 'processes' failed: no /proc on this target")
+    assert english_runs("その上にあるか（LVM on LUKS など）は動作中のシステムでしか分かりません")
     # Names, paths, settings and short quotes are not sentences.
     assert english_runs("ポリシーに反する SSH 設定: PermitRootLogin yes, PermitEmptyPasswords yes, MaxAuthTries 10") == []
     assert english_runs("SMBv1 が有効です: server max protocol = NT1（/etc/samba/smb.conf:3）") == []
@@ -124,6 +108,13 @@ BROKEN: dict[str, dict[str, str | bytes]] = {
         "/etc/fstab": "# empty\n",
         # IA-01: /etc/passwd that is not UTF-8.
         "/etc/passwd": b"root:x:0:0:root:/root:/bin/bash\n\xff\xfeguest::1:1::/:/bin/sh\n",
+    },
+    "clamav": {
+        "/etc/os-release": OS_RELEASE,
+        # AV-03 judged from the header of a signature database (its build time: 2023-01-01, long stale).
+        "/usr/bin/clamscan": b"",
+        "/var/lib/clamav/daily.cvd": b"ClamAV-VDB:01 Jan 2023 07-00 +0000:26768:2036547:90:x:x:raynman:1672556400"
+                                     .ljust(512, b" ") + b"\0" * 64,
     },
     "lockout": {
         "/etc/os-release": OS_RELEASE,
@@ -231,6 +222,7 @@ def test_the_trees_reach_the_error_paths(findings: dict[str, list[Finding]]) -> 
         assert status[("parsers-2", check)] == "error", check
     for check in ("PH-01", "IA-03", "LG-02", "IA-05", "TX-05", "PH-02"):
         assert status[("lockout", check)] == "fail", check
+    assert status[("clamav", "AV-03")] == "fail"
     assert status[("dir825_openwrt__etc_config_wireless", "WL-01")] == "fail"
     assert status[("dynalink-dl-wrx36-backup__etc_config_wireless", "WL-01")] == "error"
 
@@ -284,3 +276,41 @@ def test_collector_facts_carry_codes_not_sentences(findings: dict[str, list[Find
     ph02 = finding_of(findings["parsers-2"], "PH-02")
     assert ph02.evidence["paths"][0]["why"] == {"code": "no_fstab_entry"}
 
+
+
+def test_av03_names_its_source_per_language(findings: dict[str, list[Finding]]) -> None:
+    from_header = finding_of(findings["clamav"], "AV-03")
+    assert "daily.cvd のヘッダー" in from_header.message["ja"] and "daily.cvd header" in from_header.message["en"]
+    # What the running clamd has loaded: a judge on facts, since no clamd runs in a directory.
+    from agent.config.policy import load_policy as policy
+    from checks import malware
+
+    now = 1_764_918_000.0
+    clamav = {"collected_at": now, "installed": {"clamd": "/usr/sbin/clamd"},
+              "daemons": [{"pid": 100, "comm": "clamd", "config": "/etc/clamav/clamd.conf"}],
+              "configs": {}, "databases": [], "engine": {"reply": "ClamAV 1.4.6/27400/x", "version": 27400,
+                                                         "build_time": now - 3600, "problem": None}}
+    out = malware.AV_03.evaluate(base.FactSet({"antivirus": {"installed": {"clamav": ["/usr/sbin/clamd"]}},
+                                               "clamav": clamav}, {}), policy())
+    assert out.status == "pass"
+    assert "動作中の clamd" in out.message.ja and "clamd (loaded)" not in out.message.ja, out.message
+    assert not english_runs(out.message.ja)
+
+
+def test_message_texts_are_japanese() -> None:
+    """The data files themselves: every Japanese message, shared sentence, fact wording and error wording."""
+    import yaml
+
+    meta = Path(base.__file__).parent / "meta"
+    leaks = []
+    for path in sorted(meta.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.name == "_errors.yaml":
+            texts = {e["match"]: e for e in data}
+        elif path.name.startswith("_"):
+            texts = data
+        else:
+            texts = {**data["messages"], "title": data["title"]}
+        leaks += [f"{path.name} {key}: {runs}" for key, text in texts.items()
+                  if isinstance(text, dict) and "ja" in text and (runs := english_runs(text["ja"]))]
+    assert not leaks, "\n".join(leaks)
