@@ -314,3 +314,32 @@ def test_message_texts_are_japanese() -> None:
         leaks += [f"{path.name} {key}: {runs}" for key, text in texts.items()
                   if isinstance(text, dict) and "ja" in text and (runs := english_runs(text["ja"]))]
     assert not leaks, "\n".join(leaks)
+
+
+def test_terminal_summary_follows_lang(findings: dict[str, list[Finding]]) -> None:
+    """Statuses, target states and reasons, and the summary line: in the chosen language only."""
+    import io
+
+    from reports.model import Report, RunInfo, TargetRecord
+    from reports.terminal import render_terminal
+
+    report = Report(
+        run=RunInfo(id="r", started="", finished="", tool={}, policy={}, operator={}),
+        targets=[TargetRecord(id="rootfs:/srv/image", kind="rootfs", hostname="files", os="Debian", status="partial",
+                              reason="partial"),
+                 TargetRecord(id="ssh://audit@10.0.0.5:22", kind="ssh", hostname="", os="", status="error",
+                              reason="timeout", error="timed out (no result within 10 s)")],
+        findings=findings["lockout"])
+    out = {}
+    for lang in ("ja", "en"):
+        buf = io.StringIO()
+        render_terminal(report, lang=lang, file=buf, width=200)
+        out[lang] = buf.getvalue()
+    ja = out["ja"]
+    assert "一部のみ" in ja and "失敗" in ja and "時間切れです" in ja and "10 秒以内に結果がありませんでした" in ja
+    assert "集計" in ja and "不合格" in ja and "対象外" in ja
+    assert " — partial" not in ja and " — error" not in ja and "timed out" not in ja
+    assert "summary" not in ja and "FAIL" not in ja
+    en = out["en"]
+    assert " — partial" in en and " — error (timed out)" in en and "summary" in en and "FAIL" in en
+    assert "集計" not in en
