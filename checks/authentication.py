@@ -222,8 +222,8 @@ def IA_03(facts: FactSet, policy: Policy) -> Verdict:
         if missing:
             return error(phrase("pam.modules_missing", modules=missing), expected=expected)
         if any(module_name(e) == "pam_faillock.so" for e in entries) and fl_conf.get("problem"):
-            return error(phrase("pam.conf_problem", file="faillock.conf", problem=fact_phrase("pam", fl_conf["problem"])),
-                         expected=expected)
+            problem = fact_phrase("pam", fl_conf["problem"])
+            return error(phrase("pam.conf_problem", file="faillock.conf", problem=problem), expected=expected)
         try:
             mechanisms, why = lockout_of(entries, fl_conf.get("settings", {}))
         except Unusable as e:
