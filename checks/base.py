@@ -5,6 +5,12 @@ severity and every user-facing sentence (ja and en) live in
 ``checks/meta/<ID>.yaml`` so that texts can be reviewed and translated without
 reading code. ``Check.evaluate`` wraps the judge so that missing facts or a
 bug in a judge become an ``error`` finding, never a crash and never a pass.
+
+A judge never builds a sentence itself: what varies inside a message (a
+reason, a list of problems) is a ``Phrase``, a key with its parts, worded per
+language when the message is made. Collectors record codes, not sentences
+(``_facts.yaml`` words them); errors raised as English text by targets and
+collectors are matched and re-worded by ``explain`` (``_errors.yaml``).
 """
 
 from __future__ import annotations
