@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Status, Verdict, check, error, fact_phrase
 from checks.identification import passwd_or_error
 from checks.privileges import _expands_to_all
 
@@ -151,7 +151,7 @@ def PM_04(facts: FactSet, policy: Policy) -> Verdict:
     nologin = set(policy["accounts"]["nologin_shells"])
     expected = {"last_login_within_days": days, "or": "account disabled (expired, or locked without SSH keys)"}
     if defs.get("problem"):
-        return error(f"login.defs: {defs['problem']}", f"login.defs を判定できません: {defs['problem']}")
+        return error(fact_phrase("login_defs", defs["problem"]))
     settings = defs.get("settings", {})
     try:
         uid_min, uid_max = int(settings.get("UID_MIN", 1000)), int(settings.get("UID_MAX", 60000))
@@ -170,7 +170,7 @@ def PM_04(facts: FactSet, policy: Policy) -> Verdict:
                      f"/etc/shadow に不正な行があります {shadow['malformed_lines']}")
     present, problem = _login_sources(ll)
     if problem and people:
-        return error(problem, f"ログイン記録を判定できません: {problem}", expected=expected)
+        return error(fact_phrase("lastlog", {"code": "problem", "error": problem}), expected=expected)
     now = ll["now"]
     lastlog_like = any(s["path"] in (ll["lastlog"]["path"], ll["lastlog2"]["path"]) for s in present)
     wtmp_reach = min((s["oldest"] for s in present if s.get("oldest")), default=now)

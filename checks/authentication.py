@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Phrase, Status, Verdict, check, error, explain, fact_phrase, phrase
 from checks.identification import passwd_or_error
 
 QUALITY_MODULES = {"pam_pwquality.so", "pam_cracklib.so", "pam_passwdqc.so", "pam_unix.so"}
@@ -37,11 +37,19 @@ def arg_map(args: list[str]) -> dict[str, str]:
     return out
 
 
+class Unusable(ValueError):
+    """A module setting mamoru cannot use; carries the reason, worded per language."""
+
+    def __init__(self, reason: Phrase) -> None:
+        super().__init__(reason.key)
+        self.reason = reason
+
+
 def _int(value: Any, where: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: {value!r} is not a number") from e
+        raise Unusable(phrase("pam.not_a_number", where=where, value=repr(value))) from e
 
 
 def _credited(minlen: int, credits: list[int]) -> int:
@@ -91,14 +99,14 @@ def quality_of(entry: dict[str, Any], pwquality_conf: dict[str, Any]) -> dict[st
         if args.get("enforce", "everyone") == "none":
             return {"module": name, "where": where, "enforcing": False}
         if "config" in args:
-            raise ValueError(f"{where}: passwdqc config= files are not read by mamoru")
+            raise Unusable(phrase("pam.passwdqc_config", where=where))
         values = args.get("min", "disabled,24,11,8,7").split(",")
         if len(values) != 5:
-            raise ValueError(f"{where}: min= needs five values")
+            raise Unusable(phrase("pam.passwdqc_min", where=where))
         # N0: one class, N1: two, N2: passphrase, N3: three classes, N4: four.
         enabled = [(i, _int(v, where)) for i, v in enumerate(values) if v != "disabled"]
         if not enabled:
-            raise ValueError(f"{where}: every password kind is disabled")
+            raise Unusable(phrase("pam.passwdqc_disabled", where=where))
         classes = {0: 1, 1: 2, 2: 1, 3: 3, 4: 4}[min(i for i, _ in enabled)]
         return {"module": name, "where": where, "min_length": min(v for _, v in enabled), "classes": classes}
     if name == "pam_unix.so":
@@ -116,34 +124,30 @@ def IA_02(facts: FactSet, policy: Policy) -> Verdict:
     if pam.get("pam_d") is None:
         # Without PAM, passwd(1) itself applies login.defs PASS_MIN_LEN.
         if defs.get("problem"):
-            return error(f"login.defs: {defs['problem']}", f"login.defs を判定できません: {defs['problem']}")
+            return error(fact_phrase("login_defs", defs["problem"]))
         if pass_min_len is None or not pass_min_len.isdigit():
-            return error("no PAM configuration and no PASS_MIN_LEN in /etc/login.defs",
-                         "PAM の設定も /etc/login.defs の PASS_MIN_LEN もありません", expected=expected)
+            return error(phrase("no_pam_no_login_defs"), expected=expected)
         evidence: dict[str, Any] = {"source": "/etc/login.defs PASS_MIN_LEN", "min_length": int(pass_min_len)}
         return _verdict_quality(int(pass_min_len), 0, want_len, want_classes, evidence, expected)
     services = pam.get("services", {})
     service = "passwd" if "passwd" in services else "other"
     record = services.get(service)
     if record is None:
-        return error("no PAM stack for passwd (neither /etc/pam.d/passwd nor other)",
-                     "passwd の PAM 設定 (/etc/pam.d/passwd も other も) がありません", expected=expected)
+        return error(phrase("no_passwd_stack"), expected=expected)
     if record.get("problem"):
-        return error(f"PAM: {record['problem']}", f"PAM の設定を判定できません: {record['problem']}",
-                     expected=expected)
+        return error(fact_phrase("pam", record["problem"]), expected=expected)
     pwq = pam.get("pwquality", {})
     entries, missing = enforcing(record["stack"]["password"])
     if missing:
-        return error(f"PAM modules referenced but not installed (password changes fail): {missing}",
-                     f"インストールされていない PAM モジュールが指定されています: {missing}", expected=expected)
+        return error(phrase("pam.modules_missing", modules=missing), expected=expected)
     uses_pwq = any(module_name(e) == "pam_pwquality.so" for e in entries)
     if uses_pwq and pwq.get("problem"):
-        return error(f"pwquality.conf: {pwq['problem']}", f"pwquality.conf を判定できません: {pwq['problem']}",
+        return error(phrase("pam.conf_problem", file="pwquality.conf", problem=fact_phrase("pam", pwq["problem"])),
                      expected=expected)
     try:
         modules = [q for e in entries if (q := quality_of(e, pwq.get("settings", {}))) is not None]
-    except ValueError as e:
-        return error(f"PAM: {e}", f"PAM の設定を判定できません: {e}", expected=expected)
+    except Unusable as e:
+        return error(phrase("pam.unusable", reason=e.reason), expected=expected)
     active = [m for m in modules if m.get("enforcing", True)]
     evidence = {"service": service, "file": record["file"], "modules": modules,
                 "pwquality_files": pwq.get("files", []),
@@ -152,9 +156,7 @@ def IA_02(facts: FactSet, policy: Policy) -> Verdict:
         remote = sorted({module_name(e) for e in entries} & REMOTE_PASSWORD_MODULES)
         if remote:
             via = ", ".join(remote)
-            return error(f"passwords are changed through {via}: check the directory's policy",
-                         f"パスワードは {via} 経由で変更されます。ディレクトリ側のポリシーを確認してください",
-                         evidence=evidence, expected=expected)
+            return error(phrase("remote_passwords", via=via), evidence=evidence, expected=expected)
         return Verdict(status=Status.FAIL, message="fail_none", params={"service": service},
                        evidence=evidence, expected=expected)
     min_len = max(m["min_length"] for m in active)
@@ -171,7 +173,8 @@ def _verdict_quality(min_len: int, classes: int, want_len: int, want_classes: in
     return Verdict(status=Status.PASS, message="pass", params=params, evidence=evidence, expected=expected)
 
 
-def lockout_of(entries: list[dict[str, Any]], faillock_conf: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+def lockout_of(entries: list[dict[str, Any]],
+               faillock_conf: dict[str, Any]) -> tuple[list[dict[str, Any]], Phrase | None]:
     """Lockout mechanisms in one auth stack, and why the stack does not lock out (None if it does)."""
     found: list[dict[str, Any]] = []
     fl = [e for e in entries if module_name(e) == "pam_faillock.so"]
@@ -182,7 +185,7 @@ def lockout_of(entries: list[dict[str, Any]], faillock_conf: dict[str, Any]) -> 
         for e in fl:
             args = arg_map(e["args"])
             if "conf" in args and args["conf"] != "/etc/security/faillock.conf":
-                raise ValueError(f"{e['where']}: conf={args['conf']} is not read by mamoru")
+                raise Unusable(phrase("pam.faillock_conf", where=e["where"], file=args["conf"]))
             for k in ("deny", "unlock_time"):
                 if k in args:
                     s[k] = 0 if args[k] == "never" else _int(args[k], e["where"])
@@ -195,7 +198,7 @@ def lockout_of(entries: list[dict[str, Any]], faillock_conf: dict[str, Any]) -> 
             deny = _int(args["deny"], e["where"]) if "deny" in args else 0
             found.append({"module": name, "where": [e["where"]], "deny": deny,
                           "unlock_time": _int(args.get("unlock_time", "0"), e["where"]), "complete": True})
-    return found, None if found else "no pam_faillock, pam_tally2 or pam_tally in the auth stack"
+    return found, None if found else phrase("no_lockout_module")
 
 
 @check("IA-03", needs=("pam", "sshd"))
@@ -205,43 +208,41 @@ def IA_03(facts: FactSet, policy: Policy) -> Verdict:
     min_unlock = policy["lockout"]["min_unlock_seconds"]
     expected = {"deny": f"1..{max_tries}", "unlock_time": f"0 (admin unlock) or >= {min_unlock} s"}
     if pam.get("pam_d") is None:
-        return error("no PAM configuration (/etc/pam.d) on this target", "PAM の設定 (/etc/pam.d) がありません",
-                     expected=expected)
+        return error(phrase("no_pam"), expected=expected)
     services = {s: r for s, r in pam.get("services", {}).items() if s in LOGIN_SERVICES}
     if not services:
-        return error("no PAM login service (login, sshd, display managers) found",
-                     "ログイン用の PAM サービス (login, sshd, 画面ログイン) が見つかりません", expected=expected)
+        return error(phrase("no_login_service"), expected=expected)
     fl_conf = pam.get("faillock", {})
     evidence: dict[str, Any] = {}
-    weak: list[str] = []
+    weak: list[Phrase] = []
     for service, record in services.items():
         if record.get("problem"):
-            return error(f"PAM: {record['problem']}", f"PAM の設定を判定できません: {record['problem']}",
-                         expected=expected)
+            return error(fact_phrase("pam", record["problem"]), expected=expected)
         entries, missing = enforcing(record["stack"]["auth"])
         if missing:
-            return error(f"PAM modules referenced but not installed (logins fail): {missing}",
-                         f"インストールされていない PAM モジュールが指定されています: {missing}", expected=expected)
+            return error(phrase("pam.modules_missing", modules=missing), expected=expected)
         if any(module_name(e) == "pam_faillock.so" for e in entries) and fl_conf.get("problem"):
-            problem = fl_conf["problem"]
-            return error(f"faillock.conf: {problem}", f"faillock.conf を判定できません: {problem}", expected=expected)
+            problem = fact_phrase("pam", fl_conf["problem"])
+            return error(phrase("pam.conf_problem", file="faillock.conf", problem=problem), expected=expected)
         try:
             mechanisms, why = lockout_of(entries, fl_conf.get("settings", {}))
-        except ValueError as e:
-            return error(f"PAM: {e}", f"PAM の設定を判定できません: {e}", expected=expected)
+        except Unusable as e:
+            return error(phrase("pam.unusable", reason=e.reason), expected=expected)
         good = [m for m in mechanisms if m["complete"] and 0 < m["deny"] <= max_tries
                 and (m["unlock_time"] == 0 or m["unlock_time"] >= min_unlock)]
         evidence[service] = {"file": record["file"], "mechanisms": mechanisms}
         if not good:
             if why is None:
                 m = mechanisms[0]
-                why = ("pam_faillock needs both a preauth and an authfail line" if not m["complete"]
-                       else f"{m['module']} deny={m['deny']} unlock_time={m['unlock_time']}")
-            weak.append(f"{service}: {why}")
+                why = (phrase("faillock_incomplete") if not m["complete"]
+                       else phrase("lockout_settings", module=m["module"], deny=m["deny"],
+                                   unlock_time=m["unlock_time"]))
+            weak.append(phrase("service_why", service=service, why=why))
     bypass = _ssh_bypasses_pam(facts)
     if bypass:
-        weak.append(bypass)
-        evidence["sshd"] = {**evidence.get("sshd", {}), "bypass": bypass}
+        weak.append(phrase("ssh_bypass", config=bypass))
+        evidence["sshd"] = {**evidence.get("sshd", {}),
+                            "bypass": f"sshd ({bypass}): UsePAM no with password logins, so PAM lockout does not apply"}
     if weak:
         return Verdict(status=Status.FAIL, message="fail", params={"services": weak}, evidence=evidence,
                        expected=expected)
@@ -250,7 +251,8 @@ def IA_03(facts: FactSet, policy: Policy) -> Verdict:
 
 
 def _ssh_bypasses_pam(facts: FactSet) -> str | None:
-    """sshd with UsePAM no checks passwords itself: PAM's lockout never sees SSH password guesses."""
+    """The sshd config with UsePAM no and password logins, if any: sshd then checks passwords itself, and
+    PAM's lockout never sees SSH password guesses."""
     sshd = facts.need("sshd")
     configs = [i for i in sshd.get("instances", []) if i.get("settings")] or (
         [{"config": "/etc/ssh/sshd_config", "settings": sshd.get("settings", {})}] if sshd.get("installed") else [])
@@ -260,7 +262,7 @@ def _ssh_bypasses_pam(facts: FactSet) -> str | None:
         pw = (s.get("passwordauthentication") or ["yes"])[0].lower()
         kbd = (s.get("kbdinteractiveauthentication") or ["yes"])[0].lower()
         if s and usepam == "no" and (pw == "yes" or kbd == "yes"):
-            return f"sshd ({inst['config']}): UsePAM no with password logins, so PAM lockout does not apply"
+            return str(inst["config"])
     return None
 
 
@@ -272,10 +274,9 @@ def IA_05(facts: FactSet, policy: Policy) -> Verdict:
         return users
     group = accounts.get("group", {})
     if "error" in group:
-        return error(f"/etc/group: {group['error']}", f"/etc/group を読めません: {group['error']}")
+        return error(phrase("file_unreadable", path="/etc/group", error=explain(group["error"])))
     if group.get("malformed_lines"):
-        return error(f"/etc/group has malformed lines {group['malformed_lines']}",
-                     f"/etc/group に不正な行があります {group['malformed_lines']}")
+        return error(phrase("file_malformed", path="/etc/group", lines=group["malformed_lines"]))
     groups = group.get("groups", [])
     uid_owners: dict[int, list[str]] = {}
     for u in users:
@@ -291,10 +292,10 @@ def IA_05(facts: FactSet, policy: Policy) -> Verdict:
     }
     evidence = {**found, "users": len(users), "groups": len(groups)}
     expected = dict.fromkeys(found, "none")
-    problems = [f"UID {uid}: {', '.join(names)}" for uid, names in found["duplicate_uids"].items()]
-    problems += [f"user {n} (twice)" for n in found["duplicate_user_names"]]
-    problems += [f"GID {gid}: {', '.join(names)}" for gid, names in found["duplicate_gids"].items()]
-    problems += [f"group {n} (twice)" for n in found["duplicate_group_names"]]
+    problems = [phrase("same_uid", uid=uid, names=names) for uid, names in found["duplicate_uids"].items()]
+    problems += [phrase("user_twice", name=n) for n in found["duplicate_user_names"]]
+    problems += [phrase("same_gid", gid=gid, names=names) for gid, names in found["duplicate_gids"].items()]
+    problems += [phrase("group_twice", name=n) for n in found["duplicate_group_names"]]
     if problems:
         return Verdict(status=Status.FAIL, message="fail", params={"problems": problems}, evidence=evidence,
                        expected=expected)

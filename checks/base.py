@@ -5,6 +5,12 @@ severity and every user-facing sentence (ja and en) live in
 ``checks/meta/<ID>.yaml`` so that texts can be reviewed and translated without
 reading code. ``Check.evaluate`` wraps the judge so that missing facts or a
 bug in a judge become an ``error`` finding, never a crash and never a pass.
+
+A judge never builds a sentence itself: what varies inside a message (a
+reason, a list of problems) is a ``Phrase``, a key with its parts, worded per
+language when the message is made. Collectors record codes, not sentences
+(``_facts.yaml`` words them); errors raised as English text by targets and
+collectors are matched and re-worded by ``explain`` (``_errors.yaml``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import re
 import string
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -53,11 +60,32 @@ class Text:
     def get(self, lang: str) -> str:
         return self.ja if lang == "ja" else self.en
 
-    def format(self, params: Mapping[str, Any]) -> Text:
-        return Text(ja=_safe_format(self.ja, params), en=_safe_format(self.en, params))
+    def format(self, params: Mapping[str, Any], lookup: Lookup | None = None) -> Text:
+        """Fill ``{name}`` fields per language: a ``Text`` or ``Phrase`` value shows in that language."""
+        return Text(ja=_safe_format(self.ja, params, "ja", lookup), en=_safe_format(self.en, params, "en", lookup))
 
     def as_dict(self) -> dict[str, str]:
         return {"ja": self.ja, "en": self.en}
+
+
+@dataclasses.dataclass(frozen=True)
+class Phrase:
+    """A sentence named by key, filled with its own params and worded per language only when shown.
+
+    Judges put these in verdict params (and ``error`` reasons) instead of English strings: the key names a
+    text in the check's ``messages``, in ``_common.yaml`` or in ``_facts.yaml`` (the wording of collector codes).
+    """
+
+    key: str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def phrase(key: str, **params: Any) -> Phrase:
+    return Phrase(key, params)
+
+
+#: Finds the text of a ``Phrase`` key (the check's own messages first).
+Lookup = Callable[[str], "Text | None"]
 
 
 class _Missing(dict[str, Any]):
@@ -65,15 +93,30 @@ class _Missing(dict[str, Any]):
         return "{" + key + "}"
 
 
-def _safe_format(template: str, params: Mapping[str, Any]) -> str:
+def _safe_format(template: str, params: Mapping[str, Any], lang: str = "en", lookup: Lookup | None = None) -> str:
     """Fill ``{name}`` fields; host data in params is inserted verbatim, never re-interpreted."""
-    values = _Missing({k: _display(v) for k, v in params.items()})
+    values = _Missing({k: _display(v, lang, lookup) for k, v in params.items()})
     return string.Formatter().vformat(template, (), values)
 
 
-def _display(value: Any) -> str:
+def _display(value: Any, lang: str = "en", lookup: Lookup | None = None) -> str:
+    """A param as a reader sees it in ``lang``: lists joined (an empty one is a word, not "-"), whole floats
+    without ".0", texts and phrases in that language."""
+    if isinstance(value, Text):
+        return value.get(lang)
+    if isinstance(value, Phrase):
+        text = (lookup(value.key) if lookup else None) or default_lookup(value.key)
+        if text is None:
+            raise KeyError(f"no text for phrase {value.key!r}")
+        return _safe_format(text.get(lang), value.params, lang, lookup)
     if isinstance(value, list | tuple):
-        return ", ".join(_display(v) for v in value) if value else "-"
+        if not value:
+            return common_texts()["none"].get(lang)
+        # Sentences are kept apart more clearly than names.
+        sep = "; " if any(isinstance(v, Text | Phrase) for v in value) else ", "
+        return sep.join(_display(v, lang, lookup) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
@@ -160,6 +203,18 @@ def common_texts() -> Mapping[str, Text]:
     return {k: Text(ja=v["ja"], en=v["en"]) for k, v in data.items()}
 
 
+@functools.cache
+def fact_texts() -> Mapping[str, Text]:
+    """How the codes that collectors put in facts (problems, reasons, kinds) read in each language."""
+    data = _load_yaml_resource("checks.meta", "_facts.yaml")
+    return {k: Text(ja=v["ja"], en=v["en"]) for k, v in data.items()}
+
+
+def default_lookup(key: str) -> Text | None:
+    """A phrase key outside the check's own messages: shared sentences, then collector codes."""
+    return common_texts().get(key) or fact_texts().get(key)
+
+
 def load_meta(check_id: str, package: str = "checks.meta") -> CheckMeta:
     source = f"{package}/{check_id}.yaml"
     try:
@@ -208,8 +263,9 @@ class FactSet:
         if collector in self._data:
             return self._data[collector]
         if collector in self._errors:
-            raise FactsUnavailable(f"collector {collector!r} failed: {self._errors[collector]}")
-        raise FactsUnavailable(f"collector {collector!r} did not run")
+            raise FactsUnavailable(common_texts()["collector_failed"].format(
+                {"collector": collector, "error": explain(self._errors[collector])}))
+        raise FactsUnavailable(common_texts()["collector_not_run"].format({"collector": collector}))
 
 
 Judge = Callable[[FactSet, Policy], Verdict]
@@ -262,12 +318,16 @@ class Check:
                 evidence=verdict.evidence,
                 expected=verdict.expected,
             )
-        return Outcome(
-            status=verdict.status,
-            message=template.format(verdict.params),
-            evidence=verdict.evidence,
-            expected=verdict.expected,
-        )
+        try:
+            message = template.format(verdict.params, self.meta.messages.get)
+        except KeyError as e:  # a phrase with no text: a packaging bug, never a crash
+            return Outcome(
+                status=Status.ERROR,
+                message=common_texts()["judge_crashed"].format({"error": f"unknown message {e}"}),
+                evidence=verdict.evidence,
+                expected=verdict.expected,
+            )
+        return Outcome(status=verdict.status, message=message, evidence=verdict.evidence, expected=verdict.expected)
 
 
 def check(check_id: str, *, needs: tuple[str, ...], package: str = "checks.meta") -> Callable[[Judge], Check]:
@@ -279,12 +339,55 @@ def check(check_id: str, *, needs: tuple[str, ...], package: str = "checks.meta"
     return wrap
 
 
-def error(reason_en: str, reason_ja: str | None = None, *, evidence: Any = None, expected: Any = None) -> Verdict:
-    """A verdict of ``error`` with a reason; used when the facts exist but cannot be trusted."""
-    return Verdict(
-        status=Status.ERROR,
-        message="cannot_tell",
-        params={"reason_en": reason_en, "reason_ja": reason_ja or reason_en},
-        evidence=evidence,
-        expected=expected,
-    )
+def error(reason_en: str | Text | Phrase, reason_ja: str | None = None, *, evidence: Any = None,
+          expected: Any = None) -> Verdict:
+    """A verdict of ``error`` with a reason; used when the facts exist but cannot be trusted.
+
+    The reason is a ``Phrase`` (or ``Text``) worded in both languages, or, the older form, an English and a
+    Japanese sentence.
+    """
+    if isinstance(reason_en, Text | Phrase):
+        params: dict[str, Any] = {"reason_en": reason_en, "reason_ja": reason_en}
+    else:
+        params = {"reason_en": reason_en, "reason_ja": reason_ja or reason_en}
+    return Verdict(status=Status.ERROR, message="cannot_tell", params=params, evidence=evidence, expected=expected)
+
+
+def fact_phrase(collector: str, problem: Mapping[str, Any]) -> Phrase:
+    """A problem a collector recorded as a code and its parts (``{"code": "keyfile_line", "where": ...}``),
+    worded by ``_facts.yaml`` under ``<collector>.<code>``; parts named ``error...`` are raw errors, explained."""
+    params = {k: explain(v) if k.startswith("error") and isinstance(v, str) else v
+              for k, v in problem.items() if k != "code"}
+    return Phrase(f"{collector}.{problem['code']}", params)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ErrorPattern:
+    match: re.Pattern[str]
+    text: Text
+
+
+@functools.cache
+def _error_patterns() -> tuple[_ErrorPattern, ...]:
+    data = _load_yaml_resource("checks.meta", "_errors.yaml")
+    return tuple(_ErrorPattern(re.compile(e["match"]), Text(ja=e["ja"], en=e["en"])) for e in data)
+
+
+def explain(message: str) -> Text:
+    """An error a collector, a target or the runner raised (English, as bundles keep it), in both languages.
+
+    Known wordings are matched in ``_errors.yaml`` and re-worded with their parts (paths, names); a named
+    part may itself be an error (``{error}``), which is explained in turn. Anything else is shown as it is.
+    """
+    return _explain(message, 0)
+
+
+def _explain(message: str, depth: int) -> Text:
+    if depth < 4:
+        for pattern in _error_patterns():
+            m = pattern.match.fullmatch(message)
+            if m:
+                parts: dict[str, Any] = {k: (_explain(v, depth + 1) if k.startswith("error") else v)
+                                         for k, v in m.groupdict().items() if v is not None}
+                return pattern.text.format(parts)
+    return Text(ja=message, en=message)

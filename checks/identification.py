@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Phrase, Status, Text, Verdict, check, error, explain, phrase
 
 
 def passwd_or_error(accounts: dict[str, Any]) -> list[dict[str, Any]] | Verdict:
     """The user list, or the error verdict explaining why it cannot be trusted."""
     passwd = accounts.get("passwd", {})
     if "error" in passwd:
-        return error(f"/etc/passwd: {passwd['error']}", f"/etc/passwd を読めません: {passwd['error']}")
+        return error(phrase("file_unreadable", path="/etc/passwd", error=explain(passwd["error"])))
     if passwd.get("malformed_lines"):
         lines = passwd["malformed_lines"]
-        return error(f"/etc/passwd has malformed lines {lines}", f"/etc/passwd に不正な行があります {lines}",
-                     evidence={"malformed_lines": lines})
+        return error(phrase("file_malformed", path="/etc/passwd", lines=lines), evidence={"malformed_lines": lines})
     users: list[dict[str, Any]] = passwd["users"]
     return users
 
@@ -36,11 +35,10 @@ def IA_01(facts: FactSet, policy: Policy) -> Verdict:
         if shadow.get("permission"):
             return Verdict(status=Status.ERROR, message="needs_root", params={"path": "/etc/shadow"},
                            expected=expected)
-        return error(f"/etc/shadow: {shadow['error']}", f"/etc/shadow を読めません: {shadow['error']}",
+        return error(phrase("file_unreadable", path="/etc/shadow", error=explain(shadow["error"])),
                      expected=expected)
     if needs_shadow and shadow.get("malformed_lines"):
-        return error(f"/etc/shadow has malformed lines {shadow['malformed_lines']}",
-                     f"/etc/shadow に不正な行があります {shadow['malformed_lines']}", expected=expected)
+        return error(phrase("file_malformed", path="/etc/shadow", lines=shadow["malformed_lines"]), expected=expected)
     states = shadow.get("states", {})
     problems = []
     for u in login_capable:
@@ -65,8 +63,7 @@ def sshd_settings(facts: FactSet) -> dict[str, list[str]] | Verdict:
     if not sshd.get("installed"):
         return Verdict(status=Status.NOT_APPLICABLE, message="no_sshd")
     if sshd.get("problem"):
-        return error(f"sshd configuration: {sshd['problem']}", f"sshd の設定を判定できません: {sshd['problem']}",
-                     evidence={"files": sshd.get("files", [])})
+        return error(phrase("sshd_problem", error=explain(sshd["problem"])), evidence={"files": sshd.get("files", [])})
     settings: dict[str, list[str]] = sshd["settings"]
     return settings
 
@@ -88,7 +85,7 @@ def sshd_configs(facts: FactSet) -> list[tuple[str, dict[str, list[str]]]] | Ver
     for inst in instances:
         label = f"{inst['config']} (pid {', '.join(map(str, inst['pids']))})"
         if inst.get("problem"):
-            return error(f"sshd {label}: {inst['problem']}", f"sshd {label} の設定を判定できません: {inst['problem']}",
+            return error(phrase("sshd_instance_problem", label=label, error=explain(inst["problem"])),
                          evidence={"files": inst.get("files", [])})
         out.append((label, inst["settings"]))
     return out
@@ -119,7 +116,8 @@ def merge_instances(verdicts: list[tuple[str, Verdict]]) -> Verdict:
     params = dict(worst.params)
     for key, value in params.items():
         if isinstance(value, list):
-            params[key] = [f"{x} ({label})" for x in value]
+            params[key] = [phrase("labelled", item=x, label=label) if isinstance(x, Phrase | Text)
+                           else f"{x} ({label})" for x in value]
     return Verdict(status=worst.status, message=worst.message, params=params,
                    evidence={"instances": {lb: v.evidence for lb, v in verdicts}}, expected=worst.expected)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.config.policy import Policy
 from checks.access_control import not_collected
-from checks.base import FactSet, FactsUnavailable, Status, Text, Verdict, check, error
+from checks.base import FactSet, FactsUnavailable, Phrase, Status, Text, Verdict, check, error, explain, phrase
 from collectors.processes import find
 from collectors.timesync import LOCAL_REFIDS
 
@@ -24,14 +24,16 @@ LOGGERS = frozenset({"systemd-journald", "systemd-journal", "rsyslogd", "syslog-
 LOG_WRITER_GROUPS = frozenset({"root", "adm", "syslog", "systemd-journal", "utmp"})
 #: Personal accounts start here on Debian and RHEL; a log owned by a person can be rewritten by that person.
 FIRST_PERSON_UID = 1000
+#: LG-04's findings as the evidence records them (the message words them per language).
+_EVIDENCE = {"writable_by_everyone": "writable by everyone", "writable_by_group": "writable by group {group}",
+             "owned_by_person": "owned by a personal account"}
 
 
 def processes_or_verdict(facts: FactSet) -> dict[str, Any] | Verdict:
     try:
         procs: dict[str, Any] = facts.need("processes")
     except FactsUnavailable as e:
-        reason = e.reason.en if isinstance(e.reason, Text) else e.reason
-        return error(f"cannot see processes: {reason}", f"プロセスを確認できません: {reason}")
+        return error(phrase("processes_unseen", reason=e.reason if isinstance(e.reason, Text) else explain(e.reason)))
     return procs
 
 
@@ -69,17 +71,16 @@ def LG_04(facts: FactSet, policy: Policy) -> Verdict:
                 "owner": f"root or a system account (UID < {FIRST_PERSON_UID})"}
     missing = not_collected(paths, lp.get("protected_logs", []))
     if missing:
-        return error(f"the facts were collected without these log paths: {missing}",
-                     f"次のログの場所は収集されていません: {missing}", expected=expected)
+        return error(phrase("log_paths_not_collected", paths=missing), expected=expected)
     records = [lp["paths"][p] for p in paths if lp["paths"][p]["exists"]]
     if not records:
         return Verdict(status=Status.NOT_APPLICABLE, message="none_here", params={"paths": paths}, expected=expected)
     group_facts = accounts.get("group", {})
     if "error" in group_facts:  # group names decide which group-writable logs are acceptable
-        return error(f"/etc/group: {group_facts['error']}", f"/etc/group を読めません: {group_facts['error']}")
+        return error(phrase("group_unreadable", error=explain(group_facts["error"])))
     groups = {g["gid"]: g["name"] for g in group_facts.get("groups", [])}
     users = {u["uid"]: u["name"] for u in accounts.get("passwd", {}).get("users", [])}
-    problems: list[str] = []
+    problems: list[Phrase] = []
     seen: set[str] = set()
     checked = 0
     for rec in records:
@@ -92,13 +93,14 @@ def LG_04(facts: FactSet, policy: Policy) -> Verdict:
             group = groups.get(entry["gid"], str(entry["gid"]))
             where = f"{entry['path']} ({entry['mode']} {users.get(entry['uid'], entry['uid'])}:{group})"
             if mode & 0o002:
-                problems.append(f"{where}: writable by everyone")
+                problems.append(phrase("writable_by_everyone", where=where))
             if mode & 0o020 and group not in LOG_WRITER_GROUPS:
-                problems.append(f"{where}: writable by group {group}")
+                problems.append(phrase("writable_by_group", where=where, group=group))
             if FIRST_PERSON_UID <= entry["uid"] < 65534:
-                problems.append(f"{where}: owned by a personal account")
+                problems.append(phrase("owned_by_person", where=where))
     evidence = {"checked": checked, "paths": {r["path"]: {"entries": len(r["entries"]), "top": r["entries"][0]}
-                                              for r in records}, "problems": problems}
+                                              for r in records},
+                "problems": [f"{p.params['where']}: {_EVIDENCE[p.key].format(**p.params)}" for p in problems]}
     if problems:
         return Verdict(status=Status.FAIL, message="fail", params={"problems": problems[:20]}, evidence=evidence,
                        expected=expected)
@@ -107,11 +109,10 @@ def LG_04(facts: FactSet, policy: Policy) -> Verdict:
         if any("denied" in u.lower() for u in unreadable):
             return Verdict(status=Status.ERROR, message="needs_root", params={"path": unreadable[0].split(":")[0]},
                            evidence={**evidence, "unreadable": unreadable[:20]}, expected=expected)
-        return error(f"could not examine {unreadable[:5]}", f"次の場所を確認できません: {unreadable[:5]}",
+        return error(phrase("not_examined", errors=[explain(u) for u in unreadable[:5]]),
                      evidence=evidence, expected=expected)
     if any(r["truncated"] for r in records):
-        return error("too many log files: not all were examined", "ログファイルが多すぎ、すべては確認できませんでした",
-                     evidence=evidence, expected=expected)
+        return error(phrase("too_many_files"), evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass",
                    params={"count": checked, "paths": [posixpath.normpath(r["path"]) for r in records]},
                    evidence=evidence, expected=expected)
@@ -150,8 +151,7 @@ def LG_03(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.NOT_APPLICABLE, message="no_data_paths", expected=expected)
     missing = not_collected(paths, dp.get("data_paths", []))
     if missing:
-        return error(f"the facts were collected without these data paths: {missing}",
-                     f"次のデータの場所は収集されていません: {missing}", expected=expected)
+        return error(phrase("data_paths_not_collected", paths=missing), expected=expected)
     present = [p for p in paths if dp["paths"][p]["exists"]]
     if not present:
         return Verdict(status=Status.NOT_APPLICABLE, message="none_here", params={"paths": paths}, expected=expected)
@@ -162,9 +162,9 @@ def LG_03(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.FAIL, message="fail_not_installed", expected=expected)
     if audit.get("problem"):
         if audit.get("permission_denied"):
-            return Verdict(status=Status.ERROR, message="needs_root", params={"path": "the kernel's audit rules"},
+            return Verdict(status=Status.ERROR, message="needs_root", params={"path": phrase("kernel_audit_rules")},
                            expected=expected)
-        return error(f"audit: {audit['problem']}", f"監査設定を判定できません: {audit['problem']}", expected=expected)
+        return error(phrase("audit_problem", error=explain(audit["problem"])), expected=expected)
     status = audit["status"]
     evidence = {"enabled": status.get("enabled"), "auditd_pid": status.get("pid"), "lost": status.get("lost"),
                 "loaded_rules": audit["loaded_rules"],
@@ -186,8 +186,8 @@ def _audit_on_image(conf: dict[str, Any], present: list[str], expected: dict[str
     evidence = {"configured_files": conf.get("files", []), "enabled_at_boot": conf.get("enabled_at_boot"),
                 "configured_watches": [f"{w['path']} -p {w['perms']}" for w in conf.get("watches", [])]}
     if conf.get("problem"):
-        return error(f"audit rules: {conf['problem']}", f"監査ルールを判定できません: {conf['problem']}",
-                     evidence=evidence, expected=expected)
+        return error(phrase("audit_rules_problem", error=explain(conf["problem"])), evidence=evidence,
+                     expected=expected)
     if not conf.get("installed"):
         return Verdict(status=Status.FAIL, message="fail_not_installed", evidence=evidence, expected=expected)
     uncovered = _uncovered(conf.get("watches", []), present)
@@ -209,8 +209,7 @@ def LG_05(facts: FactSet, policy: Policy) -> Verdict:
                 "offset_ms": f"<= {max_ms}", "reference": "a time server, not the local clock"}
     conf = ts.get("configured", {})
     if ts.get("processes_error"):
-        why = ts["processes_error"]
-        return error(f"cannot see processes: {why}", f"プロセスを確認できません: {why}", evidence={"configured": conf},
+        return error(phrase("processes_unseen", reason=explain(ts["processes_error"])), evidence={"configured": conf},
                      expected=expected)
     daemons = ts.get("daemons", [])
     evidence: dict[str, Any] = {"daemons": daemons, "configured": conf}
@@ -220,35 +219,34 @@ def LG_05(facts: FactSet, policy: Policy) -> Verdict:
                          "/proc が他の利用者のプロセスを隠しています (hidepid)。root で実行してください",
                          evidence=evidence, expected=expected)
         return Verdict(status=Status.FAIL, message="fail_none", evidence=evidence, expected=expected)
-    reasons: list[str] = []
-    unknown: list[str] = []
+    reasons: list[Phrase] = []
+    unknown: list[Phrase] = []
     for d in daemons:
         name = f"{d['daemon']} (pid {d['pid']})"
         if d.get("problem"):
-            unknown.append(f"{name}: {d['problem']}")
+            unknown.append(phrase("daemon_problem", daemon=name, error=explain(d["problem"])))
             continue
         state = d.get("state")
         if d["daemon"] == "timesyncd":
             if state and state.get("synchronized"):
                 return Verdict(status=Status.PASS, message="pass_timesyncd", params={"daemon": name},
                                evidence=evidence, expected=expected)
-            reasons.append(f"{name}: not synchronised yet")
+            reasons.append(phrase("not_synchronised", daemon=name))
         elif d["daemon"] == "chrony" and state:
             offset_ms = abs(state["system_offset_s"]) * 1000
             if state["leap_status"] != "Normal":
-                reasons.append(f"{name}: {state['leap_status']}")
+                reasons.append(phrase("leap_status", daemon=name, status=state["leap_status"]))
             elif state["reference_id"] in LOCAL_REFIDS or state["reference_id"] == "00000000":
-                reasons.append(f"{name}: follows only the local clock")
+                reasons.append(phrase("local_clock", daemon=name))
             elif offset_ms > max_ms:
-                reasons.append(f"{name}: clock off by {offset_ms:.0f} ms")
+                reasons.append(phrase("clock_off", daemon=name, offset_ms=f"{offset_ms:.0f}"))
             else:
                 return Verdict(status=Status.PASS, message="pass",
                                params={"daemon": name, "reference": state["reference"] or state["reference_id"],
                                        "offset_ms": round(offset_ms, 3)}, evidence=evidence, expected=expected)
         else:
-            unknown.append(f"{name}: mamoru cannot read this daemon's synchronisation state")
+            unknown.append(phrase("state_unreadable", daemon=name))
     if unknown:
-        return error("; ".join(unknown), "時刻同期の状態を確認できません: " + "; ".join(unknown),
-                     evidence=evidence, expected=expected)
+        return error(phrase("sync_unknown", reasons=unknown), evidence=evidence, expected=expected)
     return Verdict(status=Status.FAIL, message="fail", params={"reasons": reasons}, evidence=evidence,
                    expected=expected)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Phrase, Status, Verdict, check, error, fact_phrase, phrase
 from collectors.processes import find
 
 SS = "/org/gnome/desktop/screensaver/"
@@ -17,47 +20,74 @@ DISABLE_LOCK = "/org/gnome/desktop/lockdown/disable-lock-screen"
 MUST_LOCK = (LOCK_ENABLED, LOCK_DELAY, IDLE_DELAY, IDLE_ACTIVATION)
 
 
-@check("PH-01", needs=("screenlock",))
-def PH_01(facts: FactSet, policy: Policy) -> Verdict:
-    sl = facts.need("screenlock")
-    if not sl.get("desktop"):
-        return Verdict(status=Status.NOT_APPLICABLE, message="no_desktop")
-    if sl.get("problem"):
-        return error(f"GNOME settings: {sl['problem']}", f"GNOME の設定を読めません: {sl['problem']}")
+def _gnome(gnome: dict[str, Any], policy: Policy) -> Verdict:
+    """GNOME's screen lock as the administrator imposes it (dconf system databases and their locks)."""
+    if gnome.get("problem"):
+        return error(fact_phrase("screenlock", gnome["problem"]))
     pol = policy["screen_lock"]
     max_idle = pol["max_idle_seconds"]
     expected = {"lock-enabled": True, "idle-delay + lock-delay": f"1..{max_idle} s",
                 "locked_keys": list(MUST_LOCK) if pol["require_system_lock"] else []}
-    eff = {**sl.get("defaults", {}), **sl.get("system", {})}
+    eff = {**gnome.get("defaults", {}), **gnome.get("system", {})}
     missing = [k for k in (LOCK_ENABLED, LOCK_DELAY, IDLE_DELAY) if k not in eff]
     if missing:
-        return error(f"no value found for {missing}", f"{missing} の値が見つかりません")
+        return error(phrase("no_value", keys=missing))
     evidence = {"effective": {k: eff.get(k) for k in (*MUST_LOCK, DISABLE_LOCK) if k in eff},
-                "set_by_system": sorted(sl.get("system", {})), "locked": sl.get("locks", []),
-                "databases": sl.get("databases", [])}
+                "set_by_system": sorted(gnome.get("system", {})), "locked": gnome.get("locks", []),
+                "databases": gnome.get("databases", [])}
     idle, delay = eff[IDLE_DELAY], eff[LOCK_DELAY]
     if not isinstance(idle, int) or not isinstance(delay, int) or not isinstance(eff[LOCK_ENABLED], bool):
-        return error("unexpected value types in GNOME settings", "GNOME 設定の値の型が不正です", evidence=evidence)
-    bad = []
+        return error(phrase("bad_types"), evidence=evidence)
+    bad: list[Phrase] = []
     if eff[LOCK_ENABLED] is not True:
-        bad.append("lock-enabled=false")
+        bad.append(phrase("why_lock_disabled"))
     if eff.get(IDLE_ACTIVATION) is False:
-        bad.append("idle-activation-enabled=false")
+        bad.append(phrase("why_idle_activation_off"))
     if eff.get(DISABLE_LOCK) is True:
-        bad.append("disable-lock-screen=true")
+        bad.append(phrase("why_lock_screen_disabled"))
     if idle == 0:
-        bad.append("idle-delay=0 (never)")
+        bad.append(phrase("why_never_idle"))
     elif idle + delay > max_idle:
-        bad.append(f"idle-delay {idle} s + lock-delay {delay} s > {max_idle} s")
+        bad.append(phrase("why_too_long", idle=idle, delay=delay, max=max_idle))
     if pol["require_system_lock"]:
-        unlocked = [k.rsplit("/", 1)[1] for k in MUST_LOCK if k not in sl.get("locks", [])]
+        unlocked = [k.rsplit("/", 1)[1] for k in MUST_LOCK if k not in gnome.get("locks", [])]
         if unlocked:
-            bad.append("not locked by the administrator: " + ", ".join(unlocked))
+            bad.append(phrase("why_not_locked", keys=unlocked))
     if bad:
         return Verdict(status=Status.FAIL, message="fail", params={"problems": bad}, evidence=evidence,
                        expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"seconds": idle + delay}, evidence=evidence,
                    expected=expected)
+
+
+#: The desktops whose screen lock mamoru reads, each with its judge (facts ``desktops.<name>``). Another
+#: desktop (KDE's kscreenlockerrc, Xfce's xfconf) adds its entry here and its reader to the collector.
+DESKTOPS: dict[str, Callable[[dict[str, Any], Policy], Verdict]] = {"gnome": _gnome}
+#: Worst first: when several desktops can be logged into, the weakest screen lock decides.
+_ORDER = (Status.ERROR, Status.FAIL, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE)
+
+
+@check("PH-01", needs=("screenlock",))
+def PH_01(facts: FactSet, policy: Policy) -> Verdict:
+    sl = facts.need("screenlock")
+    session = sl["session"]
+    seen = {"display_managers": session["display_managers"], "session_files": session["session_files"],
+            "looked_for": session["looked_for"],
+            "desktop_settings": sorted(k for k, d in sl["desktops"].items() if d.get("installed"))}
+    if not session["possible"]:
+        if session.get("problem"):
+            return error(fact_phrase("screenlock", session["problem"]), evidence={"session": seen})
+        return Verdict(status=Status.NOT_APPLICABLE, message="no_session", evidence={"session": seen},
+                       params={"display_managers": sorted(session["looked_for"]["display_managers"]),
+                               "session_dirs": session["looked_for"]["session_dirs"]})
+    judged = [(name, DESKTOPS[name](d, policy)) for name, d in sl["desktops"].items()
+              if d.get("installed") and name in DESKTOPS]
+    if not judged:
+        return error(phrase("no_known_desktop", desktops=sorted(DESKTOPS)), evidence={"session": seen})
+    name, worst = min(judged, key=lambda nv: _ORDER.index(nv[1].status))
+    evidence = {"session": seen, "desktop": name,
+                **(worst.evidence if isinstance(worst.evidence, dict) else {})}
+    return dataclasses.replace(worst, evidence=evidence)
 
 
 @check("PH-02", needs=("disks",))
@@ -66,10 +96,10 @@ def PH_02(facts: FactSet, policy: Policy) -> Verdict:
     data_paths = list(policy.get("data_paths") or [])
     expected = {"storage_under": data_paths or ["/ (no data_paths in the policy)"], "encrypted": True}
     if d["data_paths"] != data_paths:
-        return error(f"the facts describe {d['data_paths'] or ['/']}, not the policy's data_paths {data_paths}",
-                     "収集時の対象パスがポリシーの data_paths と異なります", expected=expected)
+        return error(phrase("other_paths", collected=d["data_paths"] or ["/"], wanted=data_paths),
+                     expected=expected)
     if d["problem"]:
-        return error(d["problem"], f"ディスク構成を読めません: {d['problem']}", expected=expected)
+        return error(fact_phrase("disks", d["problem"]), expected=expected)
     rows = [{k: p.get(k) for k in ("path", "mount", "fstype", "source", "class", "why")} for p in d["paths"]]
     evidence = {"mode": d["mode"], "paths": rows, "crypttab": d["crypttab"]}
     plain = [r for r in rows if r["class"] == "plain"]
@@ -79,11 +109,12 @@ def PH_02(facts: FactSet, policy: Policy) -> Verdict:
                        params={"paths": [f"{r['path']} ({r['source']})" for r in plain]},
                        evidence=evidence, expected=expected)
     if unknown:
-        reasons = [f"{r['path']}: {r['why']}" for r in unknown]
-        return error("; ".join(reasons), "暗号化を判定できません: " + "; ".join(reasons), evidence=evidence,
-                     expected=expected)
-    return Verdict(status=Status.PASS, message="pass", params={"paths": [r["path"] for r in rows],
-                                                               "how": sorted({str(r["why"]) for r in rows})},
+        return error(phrase("unknown_paths", reasons=[phrase("path_why", path=r["path"], why=fact_phrase(
+            "disks", r["why"])) for r in unknown]), evidence=evidence, expected=expected)
+    how = {json.dumps(r["why"], sort_keys=True): r["why"] for r in rows}
+    return Verdict(status=Status.PASS, message="pass",
+                   params={"paths": [r["path"] for r in rows],
+                           "how": [fact_phrase("disks", how[k]) for k in sorted(how)]},
                    evidence=evidence, expected=expected)
 
 

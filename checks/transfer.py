@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 
 from agent.config.policy import Policy
-from checks.base import FactSet, FactsUnavailable, Status, Verdict, check, error
+from checks.base import FactSet, FactsUnavailable, Phrase, Status, Text, Verdict, check, error, explain, phrase
 from checks.identification import first, merge_instances, sshd_configs
 
 LISTS = (("ciphers", "forbidden_ciphers"), ("macs", "forbidden_macs"), ("kexalgorithms", "forbidden_kex"))
@@ -65,40 +65,45 @@ def _loopback(address: str) -> bool:
 def TX_02(facts: FactSet, policy: Policy) -> Verdict:
     sources = [s for s in ("listening", "lan_services") if facts.has(s)]
     if not sources:
-        return error("no listening-socket or LAN-service facts were collected",
-                     "待ち受けポートの情報が収集されていません")
+        return error(phrase("no_sources"))
     ports = _plaintext_ports(policy)
     include_loopback = policy["plaintext_services"]["include_loopback"]
     expected = {"plaintext_services": "none listening", "ports": sorted(ports, key=lambda k: int(k.split("/")[0])),
                 "include_loopback": include_loopback}
     found: list[str] = []
+    found_said: list[Phrase] = []
     ignored: list[str] = []
-    problems: list[str] = []
+    problems: list[Phrase] = []
+    problems_en: list[str] = []  # the same, as evidence
     checked = 0
     for source in sources:
         try:
             endpoints = facts.need(source)["endpoints"]
         except FactsUnavailable as e:
-            problems.append(f"{source}: {e}")
+            reason = e.reason if isinstance(e.reason, Text) else explain(e.reason)
+            problems.append(phrase("source_problem", source=source, reason=reason))
+            problems_en.append(f"{source}: {reason.en}")
             continue
         for ep in endpoints:
             checked += 1
             service = ports.get(f"{ep['port']}/{ep['proto']}")
             if service is None:
                 continue
-            where = f"{service} {ep['address']}:{ep['port']}/{ep['proto']} ({ep.get('process') or 'process unknown'})"
+            socket = f"{service} {ep['address']}:{ep['port']}/{ep['proto']}"
+            where = f"{socket} ({ep.get('process') or 'process unknown'})"
             if _loopback(ep["address"]) and not include_loopback:
                 ignored.append(where)
             else:
                 found.append(where)
+                found_said.append(phrase("endpoint", socket=socket, process=ep.get("process") or
+                                         phrase("process_unknown")))
     evidence = {"sources": sources, "endpoints_checked": checked, "plaintext": found,
-                "loopback_only_ignored": ignored, "problems": problems}
+                "loopback_only_ignored": ignored, "problems": problems_en}
     if found:
-        return Verdict(status=Status.FAIL, message="fail", params={"services": found}, evidence=evidence,
+        return Verdict(status=Status.FAIL, message="fail", params={"services": found_said}, evidence=evidence,
                        expected=expected)
     if problems:
-        return error("; ".join(problems), "待ち受けポートを確認できません: " + "; ".join(problems),
-                     evidence=evidence, expected=expected)
+        return error(phrase("sources_unreadable", problems=problems), evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"count": checked}, evidence=evidence,
                    expected=expected)
 
@@ -124,7 +129,7 @@ def TX_05(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.NOT_APPLICABLE, message="no_samba")
     expected = {"server min protocol": "SMB2_02 or higher"}
     if sb["problem"]:
-        return error(f"smb.conf: {sb['problem']}", f"smb.conf を読めません: {sb['problem']}", expected=expected)
+        return error(phrase("smb_conf_problem", error=explain(sb["problem"])), expected=expected)
     settings = sb["settings"]
     evidence = {"files": sb["files"], "settings": settings, "version": sb["version"],
                 "version_source": sb["version_source"], "dynamic_includes": sb["dynamic_includes"]}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Status, Verdict, check, error, phrase
 from reports.safe_text import printable
 
 WEAK_LABELS = {"open": "open (no encryption)", "wep": "WEP", "wpa": "WPA1 allowed", "wpa/wpa2": "WPA1 allowed"}
@@ -268,27 +268,25 @@ def WL_01(facts: FactSet, policy: Policy) -> Verdict:
         name = f"{show_ssid(i)} [{i['section']}]"
         mf = i.get("macfilter")
         if mf != "allow":
-            bad.append(f"{name}: " + ("deny list only, every other device may join" if mf == "deny"
-                                      else "no MAC filter"))
+            bad.append(phrase("deny_list_only" if mf == "deny" else "no_filter", name=name))
             continue
         if i.get("macfile"):
-            unknown.append(f"{name}: the allowed MACs are in the file {printable(str(i['macfile']))}")
+            unknown.append(phrase("macfile", name=name, file=printable(str(i["macfile"]))))
             continue
         if i.get("maclist_invalid"):
-            unknown.append(f"{name}: unreadable maclist entries {printable(', '.join(i['maclist_invalid']))}")
+            unknown.append(phrase("maclist_invalid", name=name, entries=printable(", ".join(i["maclist_invalid"]))))
             continue
         if not i["maclist"]:
-            unknown.append(f"{name}: macfilter allow with an empty maclist (the list may be kept elsewhere)")
+            unknown.append(phrase("maclist_empty", name=name))
             continue
         strangers = [m for m in i["maclist"] if m not in book]
         if strangers:
-            bad.append(f"{name}: admits MACs not in the ledger: {', '.join(strangers)}")
+            bad.append(phrase("strangers", name=name, macs=strangers))
     if bad:
         return Verdict(status=Status.FAIL, message="fail", params={"interfaces": bad}, evidence=evidence,
                        expected=expected)
     if unknown:
-        return error("; ".join(unknown), "MAC アドレス制限を判定できません: " + "; ".join(unknown),
-                     evidence=evidence, expected=expected)
+        return error(phrase("undetermined", reasons=unknown), evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"count": len(aps)}, evidence=evidence,
                    expected=expected)
 

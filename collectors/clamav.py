@@ -11,6 +11,9 @@ keeps old signatures in memory even after freshclam updated the files.
 ``EicarCollector`` is the one *active* collector: it feeds the EICAR test
 string to the engine on stdin (``clamdscan -``), so nothing is written to the
 target's disk and nothing needs cleaning up.
+
+Every ``problem`` is a code with its parts (``{"code": "example_line", "where": ...}``), worded by the
+checks in each language (checks/meta/_facts.yaml).
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ def eicar() -> bytes:
     return _EICAR_REVERSED[::-1].encode("ascii")
 
 
+class ClamavProblem(ValueError):
+    """A ClamAV file or answer that cannot be used: a code and its parts."""
+
+    def __init__(self, code: str, **parts: Any) -> None:
+        super().__init__(code)
+        self.problem = {"code": code, **parts}
+
+
 def which(target: Target, paths: tuple[str, ...]) -> str | None:
     return next((p for p in paths if target.exists(p)), None)
 
@@ -69,7 +80,7 @@ def parse_clamd_conf(lines: list[str], where: str) -> dict[str, Any]:
         key, _, value = line.partition(" ")
         key, value = key.strip(), value.strip()
         if key == "Example":
-            raise ValueError(f"{where}:{n}: the 'Example' line is still present, so ClamAV refuses this file")
+            raise ClamavProblem("example_line", where=f"{where}:{n}")
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
         if key in MULTI:
@@ -84,12 +95,12 @@ def parse_header(raw: bytes) -> dict[str, Any]:
     text = raw[:HEADER].decode("ascii", "replace").rstrip("\0 \n")
     f = text.split(":")
     if len(f) < 9 or f[0] != "ClamAV-VDB":
-        raise ValueError("no ClamAV-VDB header")
+        raise ClamavProblem("no_header")
     try:
         return {"build_time_text": f[1], "version": int(f[2]), "signatures": int(f[3]), "flevel": int(f[4]),
                 "builder": f[7], "build_time": float(int(f[8]))}
     except ValueError as e:
-        raise ValueError(f"malformed ClamAV-VDB header ({e})") from e
+        raise ClamavProblem("bad_header", detail=str(e)) from e
 
 
 def read_header(target: Target, path: str, size: int) -> bytes:
@@ -98,7 +109,7 @@ def read_header(target: Target, path: str, size: int) -> bytes:
         return target.read_file(path, max_bytes=max(size, HEADER) + 1)[:HEADER]
     res = target.run(["head", "-c", str(HEADER), path], timeout=10, max_output=HEADER)
     if not res.ok:
-        raise TargetError(f"{path}: head failed (exit {res.returncode})")
+        raise ClamavProblem("head_failed", path=path, exit=res.returncode)
     return res.stdout
 
 
@@ -108,7 +119,7 @@ def database_files(target: Target, directory: str) -> dict[str, Any]:
     except FileMissing:
         return {"dir": directory, "exists": False, "files": [], "problem": None}
     except TargetError as e:
-        return {"dir": directory, "exists": True, "files": [], "problem": str(e)}
+        return {"dir": directory, "exists": True, "files": [], "problem": {"code": "unreadable", "error": str(e)}}
     files = []
     for name in names:
         if not name.endswith(CONTAINERS + SIGNATURE_FILES):
@@ -123,8 +134,10 @@ def database_files(target: Target, directory: str) -> dict[str, Any]:
             try:
                 entry.update(parse_header(read_header(target, path, st.size)))
                 entry["problem"] = None
-            except (TargetError, ValueError) as e:
-                entry["problem"] = str(e)
+            except ClamavProblem as e:
+                entry["problem"] = {**e.problem, "path": path}
+            except TargetError as e:
+                entry["problem"] = {"code": "unreadable", "error": str(e)}
         files.append(entry)
     return {"dir": directory, "exists": True, "files": files, "problem": None}
 
@@ -134,12 +147,11 @@ def engine_version(target: Target, config: str) -> dict[str, Any]:
     try:
         res = target.run(["clamdscan", f"--config-file={config}", "--version"], timeout=10, max_output=4096)
     except (CommandUnavailable, CommandTimeout) as e:
-        return {"reply": None, "problem": str(e)}
+        return {"reply": None, "problem": {"code": "command_failed", "error": str(e)}}
     reply = res.stdout.decode("utf-8", "replace").strip()
     m = ENGINE_REPLY.fullmatch(reply)
     if not m:
-        return {"reply": reply[:200] or None,
-                "problem": "clamd did not report a database version (not reachable, or no database loaded)"}
+        return {"reply": reply[:200] or None, "problem": {"code": "no_loaded_version"}}
     out: dict[str, Any] = {"reply": reply, "engine": m.group(1), "version": int(m.group(2)), "problem": None}
     try:
         # clamd prints ctime() in its own local time zone: hours off at most, which a days-long limit absorbs.
@@ -153,9 +165,11 @@ def read_config(target: Target, path: str) -> dict[str, Any]:
     try:
         return {"settings": parse_clamd_conf(read_text(target, path).lines, path), "problem": None}
     except FileMissing:
-        return {"settings": {}, "problem": f"{path}: no such file"}
-    except (TargetError, ValueError) as e:
-        return {"settings": {}, "problem": str(e)}
+        return {"settings": {}, "problem": {"code": "missing", "path": path}}
+    except ClamavProblem as e:
+        return {"settings": {}, "problem": e.problem}
+    except TargetError as e:
+        return {"settings": {}, "problem": {"code": "unreadable", "error": str(e)}}
 
 
 class ClamavCollector(Collector):
@@ -163,7 +177,7 @@ class ClamavCollector(Collector):
     reads = (*CLAMD_CONFIGS, *FRESHCLAM_CONFIGS)
     lists = (DEFAULT_DB_DIR, "/etc/clamav")
     probes = tuple(p for paths in BINARIES.values() for p in paths)
-    version = "1"
+    version = "2"
     timeout = 20.0
 
     def collect(self, target: Target) -> Facts:
@@ -200,14 +214,14 @@ class EicarCollector(Collector):
     """Active: does the engine actually detect the EICAR test string? Opt-in only (``--active-tests``)."""
 
     id = "clamav_eicar"
-    version = "1"
+    version = "2"
     timeout = 150.0
     active = True
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {"engine": None, "detected": None, "signature": None, "output": None, "problem": None}
         if not target.can_run:
-            facts["problem"] = "this target cannot run commands"
+            facts["problem"] = {"code": "cannot_run"}
             return facts
         clamd = find_daemons(target, {"clamd"})
         if clamd and which(target, BINARIES["clamdscan"]):
@@ -225,7 +239,7 @@ class EicarCollector(Collector):
         try:
             res = target.run(argv, stdin=eicar(), timeout=timeout, max_output=65536)
         except (CommandUnavailable, CommandTimeout) as e:
-            facts["problem"] = str(e)
+            facts["problem"] = {"code": "command_failed", "error": str(e)}
             return facts
         out = res.stdout.decode("utf-8", "replace").strip()
         facts["output"] = out[:500]
@@ -236,7 +250,8 @@ class EicarCollector(Collector):
             facts["detected"] = False
         else:
             err = res.stderr.decode("utf-8", "replace").strip()
-            facts["problem"] = f"{argv[0]} exit {res.returncode}: {(err or out)[:300]}"
+            facts["problem"] = {"code": "scan_failed", "command": argv[0], "exit": res.returncode,
+                                "output": (err or out)[:300]}
         return facts
 
 

@@ -13,6 +13,9 @@ the disk; network filesystems are encrypted (or not) on another machine.
 On a directory target there is no kernel to ask: ``/etc/fstab`` and
 ``/etc/crypttab`` say what *would* be mounted and unlocked at boot.
 Without ``data_paths`` in the policy the root filesystem is judged.
+
+Each path's ``why`` and the collector's ``problem`` are codes with their parts
+(``{"code": "dm_crypt", "type": "LUKS2", ...}``), worded by the checks in each language.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ NOT_ENCRYPTION = ("CRYPT-VERITY", "CRYPT-INTEGRITY")
 MAX_STACK = 16
 
 
+class MountinfoProblem(ValueError):
+    """A /proc/self/mountinfo line that is not one: the mounts cannot be trusted."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"/proc/self/mountinfo:{line}: malformed line")
+        self.line = line
+
+
 def unescape(field: str) -> str:
     """mountinfo escapes blanks and backslashes as octal (``\\040``)."""
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
@@ -45,7 +56,7 @@ def parse_mountinfo(text: str) -> list[dict[str, str]]:
         left, sep, right = line.partition(" - ")
         lf, rf = left.split(), right.split()
         if not sep or len(lf) < 6 or len(rf) < 2:
-            raise ValueError(f"/proc/self/mountinfo:{n}: malformed line")
+            raise MountinfoProblem(n)
         mounts.append({"mount": unescape(lf[4]), "dev": lf[2], "fstype": rf[0], "source": unescape(rf[1]),
                        "options": rf[2] if len(rf) > 2 else ""})
     return mounts
@@ -117,13 +128,13 @@ class SysBlock:
         return out
 
 
-def classify_stack(stack: list[dict[str, Any]]) -> tuple[str, str | None]:
+def classify_stack(stack: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     for layer in stack:
         u = layer.get("dm_uuid") or ""
         if u.startswith("CRYPT-") and not u.startswith(NOT_ENCRYPTION):
-            return "encrypted", f"dm-crypt {u[6:] or '?'} ({layer['name']}"\
-                + (f", {layer['dm_name']})" if layer.get("dm_name") else ")")
-    return "plain", None
+            device = layer["name"] + (f", {layer['dm_name']}" if layer.get("dm_name") else "")
+            return "encrypted", {"code": "dm_crypt", "type": u[6:] or "?", "device": device}
+    return "plain", {"code": "no_crypt_layer", "devices": [layer["name"] for layer in stack]}
 
 
 def live(target: Target, paths: list[str]) -> list[dict[str, Any]]:
@@ -142,26 +153,26 @@ def _classify_live(target: Target, mounts: list[dict[str, str]], sysb: SysBlock,
                    depth: int) -> dict[str, Any]:
     m = covering(mounts, path)
     if m is None:
-        return {"class": "unknown", "why": "no mount covers this path"}
+        return {"class": "unknown", "why": {"code": "no_mount"}}
     info: dict[str, Any] = {"mount": m["mount"], "fstype": m["fstype"], "source": m["source"], "device": m["dev"]}
     fs = m["fstype"]
     if fs in ENCRYPTING_FS:
-        return {**info, "class": "encrypted", "why": f"{fs} (file-system encryption)"}
+        return {**info, "class": "encrypted", "why": {"code": "fs_encryption", "fstype": fs}}
     if fs in MEMORY_FS:
-        return {**info, "class": "memory", "why": f"{fs} lives in memory"}
+        return {**info, "class": "memory", "why": {"code": "memory_fs", "fstype": fs}}
     if fs in NETWORK_FS or fs.startswith("fuse."):
-        return {**info, "class": "unknown", "why": f"{fs}: the data is stored on another machine"}
+        return {**info, "class": "unknown", "why": {"code": "network_fs", "fstype": fs}}
     if fs == "overlay":
         upper = re.search(r"(?:^|,)upperdir=([^,]+)", m["options"])
         if upper and depth < 4:
             below = _classify_live(target, mounts, sysb, unescape(upper.group(1)), depth + 1)
             return {**info, **{k: v for k, v in below.items() if k in ("class", "why", "stack")},
                     "via": below.get("mount")}
-        return {**info, "class": "unknown", "why": "overlay without a readable upper directory"}
+        return {**info, "class": "unknown", "why": {"code": "overlay_no_upper"}}
     major = m["dev"].split(":")[0]
     name = sysb.name_of_source(m["source"]) if major == "0" else sysb.name_of(m["dev"])
     if name is None:
-        return {**info, "class": "unknown", "why": f"no block device found for {m['source']} ({m['dev']})"}
+        return {**info, "class": "unknown", "why": {"code": "no_block_device", "source": m["source"], "dev": m["dev"]}}
     stack = sysb.stack(name)
     cls, why = classify_stack(stack)
     return {**info, "stack": stack, "class": cls, "why": why}
@@ -190,19 +201,19 @@ def from_config(target: Target, paths: list[str], crypttab: list[str]) -> list[d
         m = covering(mounts, path)
         entry: dict[str, Any] = {"path": path, "exists": target.exists(path)}
         if m is None:
-            entry.update({"class": "unknown", "why": "no /etc/fstab entry covers this path"})
+            entry.update({"class": "unknown", "why": {"code": "no_fstab_entry"}})
         else:
             entry.update({"mount": m["mount"], "source": m["source"], "fstype": m["fstype"]})
             mapper = m["source"][len("/dev/mapper/"):] if m["source"].startswith("/dev/mapper/") else None
             if m["fstype"] in ENCRYPTING_FS:
-                entry.update({"class": "encrypted", "why": f"{m['fstype']} (file-system encryption)"})
+                entry.update({"class": "encrypted", "why": {"code": "fs_encryption", "fstype": m["fstype"]}})
             elif mapper and mapper in crypttab:
-                entry.update({"class": "encrypted", "why": f"/etc/crypttab unlocks {mapper}"})
+                entry.update({"class": "encrypted", "why": {"code": "crypttab_unlocks", "mapper": mapper}})
             elif crypttab:
-                entry.update({"class": "unknown", "why": f"crypttab unlocks {', '.join(crypttab)}; whether "
-                              f"{m['source']} lies on one of them (e.g. LVM on LUKS) needs the running system"})
+                entry.update({"class": "unknown", "why": {"code": "crypttab_unclear", "crypttab": crypttab,
+                                                          "source": m["source"]}})
             else:
-                entry.update({"class": "plain", "why": "no /etc/crypttab entry: nothing is unlocked at boot"})
+                entry.update({"class": "plain", "why": {"code": "no_crypttab"}})
         out.append(entry)
     return out
 
@@ -210,7 +221,7 @@ def from_config(target: Target, paths: list[str], crypttab: list[str]) -> list[d
 class DisksCollector(Collector):
     id = "disks"
     reads = ("/proc/self/mountinfo", "/etc/fstab", "/etc/crypttab")
-    version = "1"
+    version = "2"
     inputs = ("data_paths",)
 
     def collect(self, target: Target) -> Facts:
@@ -227,7 +238,7 @@ class DisksCollector(Collector):
         except FileMissing:
             pass
         except TargetError as e:
-            facts["problem"] = str(e)
+            facts["problem"] = {"code": "unreadable", "error": str(e)}
             return facts
         try:
             if target.can_run and target.exists("/proc/self/mountinfo"):
@@ -236,8 +247,10 @@ class DisksCollector(Collector):
             else:
                 facts["mode"] = "fstab/crypttab"
                 facts["paths"] = from_config(target, paths, facts["crypttab"])
-        except (TargetError, ValueError) as e:
-            facts["problem"] = str(e)
+        except MountinfoProblem as e:
+            facts["problem"] = {"code": "mountinfo_line", "line": e.line}
+        except TargetError as e:
+            facts["problem"] = {"code": "unreadable", "error": str(e)}
         return facts
 
 

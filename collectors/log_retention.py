@@ -4,6 +4,9 @@ logrotate: global directives, ``include`` of files and directories (skipping
 the same backup suffixes logrotate skips), and stanzas whose directives
 override the globals in force where the stanza begins. journald: main file and
 drop-ins in sd_journal's order, the last assignment winning.
+
+A ``problem`` is a code with its parts (``{"code": "needs_number", "where": ..., "key": ...}``), worded
+by the checks in each language.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ MAX_DEPTH = 8
 
 
 class LogrotateProblem(Exception):
-    pass
+    """logrotate would refuse this configuration: a code and its parts."""
+
+    def __init__(self, code: str, **parts: Any) -> None:
+        super().__init__(code)
+        self.problem = {"code": code, **parts}
 
 
 class LogrotateParser:
@@ -41,7 +48,7 @@ class LogrotateParser:
 
     def parse(self, path: str, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
-            raise LogrotateProblem(f"{path}: includes nested too deeply (loop?)")
+            raise LogrotateProblem("nested_too_deeply", path=path)
         tf = read_text(self.target, path)
         self.files.append(path)
         current: dict[str, Any] | None = None
@@ -62,20 +69,20 @@ class LogrotateParser:
             if current is None and (line.endswith("{") or line[0] in "/\"'"):
                 try:
                     words = shlex.split(line.rstrip("{"))
-                except ValueError as e:
-                    raise LogrotateProblem(f"{where}: {e}") from e
+                except ValueError as e:  # shlex: an unclosed quotation or escape
+                    raise LogrotateProblem("quoting", where=where, detail=str(e)) from e
                 pending += words
                 if line.endswith("{"):
                     if not pending:
-                        raise LogrotateProblem(f"{where}: block without any log file")
+                        raise LogrotateProblem("block_without_file", where=where)
                     current = {"paths": pending, "where": where, **self.globals}
                     pending = []
                 continue
             if pending:
-                raise LogrotateProblem(f"{where}: log file list not followed by '{{'")
+                raise LogrotateProblem("list_without_block", where=where)
             if line == "}":
                 if current is None:
-                    raise LogrotateProblem(f"{where}: '}}' without an open block")
+                    raise LogrotateProblem("close_without_block", where=where)
                 self.stanzas.append(current)
                 current = None
                 continue
@@ -86,16 +93,16 @@ class LogrotateParser:
                 scope["period"] = key
             elif key in ("rotate", "maxage"):
                 if len(words) != 2 or not re.fullmatch(r"-?\d+", words[1]):
-                    raise LogrotateProblem(f"{where}: {key} needs a number")
+                    raise LogrotateProblem("needs_number", where=where, key=key)
                 scope[key] = int(words[1])
             elif key == "include" and current is None:
                 if len(words) != 2:
-                    raise LogrotateProblem(f"{where}: include needs one path")
+                    raise LogrotateProblem("include_one_path", where=where)
                 self._include(words[1], depth)
         if current is not None:
-            raise LogrotateProblem(f"{current['where']}: block never closed")
+            raise LogrotateProblem("block_never_closed", where=current["where"])
         if skip_script:
-            raise LogrotateProblem(f"{path}: script never closed with endscript")
+            raise LogrotateProblem("script_never_closed", path=path)
 
     def _include(self, path: str, depth: int) -> None:
         st = self.target.stat(path)
@@ -183,7 +190,7 @@ class LogRetentionCollector(Collector):
     id = "log_retention"
     reads = (LOGROTATE_CONF, JOURNALD_MAIN)
     lists = ("/etc/logrotate.d", *JOURNALD_DROPIN_DIRS, "/var/log", "/var/log/journal", "/usr/lib/systemd")
-    version = "1"
+    version = "2"
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {}
@@ -193,8 +200,10 @@ class LogRetentionCollector(Collector):
             try:
                 parser.parse(LOGROTATE_CONF)
                 lr["problem"] = None
-            except (LogrotateProblem, TargetError) as e:
-                lr["problem"] = str(e)
+            except LogrotateProblem as e:
+                lr["problem"] = e.problem
+            except TargetError as e:
+                lr["problem"] = {"code": "unreadable", "error": str(e)}
             lr["files"] = parser.files
             lr["stanzas"] = parser.stanzas
         facts["logrotate"] = lr
@@ -204,7 +213,7 @@ class LogRetentionCollector(Collector):
                 jd.update(read_journald(target))
                 jd["problem"] = None
             except TargetError as e:
-                jd["problem"] = str(e)
+                jd["problem"] = {"code": "unreadable", "error": str(e)}
             jd["var_log_journal_exists"] = target.exists("/var/log/journal")
             jd["journal_files"] = count_journal_files(target)
         facts["journald"] = jd

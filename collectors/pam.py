@@ -10,6 +10,9 @@ spaces. A line PAM would refuse is recorded as a problem, so the checks say
 from ``pwquality.conf`` (+ ``.d``) and ``faillock.conf``, read the way
 libpwquality and pam_faillock read them.
 
+Problems are codes with their parts (``{"code": "unknown_type", "where": ..., "value": ...}``), never
+sentences: the checks word them in each language (checks/meta/_facts.yaml).
+
 ``login.defs`` is its own collector in this module: PAM ignores most of it,
 but shadow-utils' UID ranges and, without PAM, PASS_MIN_LEN come from there.
 """
@@ -51,7 +54,11 @@ _SECRET_ARG = re.compile(r"(pass(word|wd)?|secret|token|key)=", re.IGNORECASE)
 
 
 class PamProblem(Exception):
-    """PAM would refuse or misread this configuration."""
+    """PAM would refuse or misread this configuration: a code and its parts."""
+
+    def __init__(self, code: str, **parts: Any) -> None:
+        super().__init__(code)
+        self.problem = {"code": code, **parts}
 
 
 def tokenize(line: str, where: str) -> list[str]:
@@ -72,7 +79,7 @@ def tokenize(line: str, where: str) -> list[str]:
                 buf.append(line[j])
                 j += 1
             if j >= n:
-                raise PamProblem(f"{where}: unterminated '['")
+                raise PamProblem("unterminated_bracket", where=where)
             tokens.append("[" + "".join(buf) + "]")
             i = j + 1
             continue
@@ -123,13 +130,13 @@ class PamParser:
     def stack(self, path: str, *, only: str | None = None, depth: int = 0,
               chain: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         if path in chain:
-            raise PamProblem(f"include loop: {' -> '.join([*chain, path])}")
+            raise PamProblem("include_loop", chain=" -> ".join([*chain, path]))
         if depth > MAX_DEPTH:
-            raise PamProblem(f"{path}: includes nested too deeply")
+            raise PamProblem("nested_too_deeply", path=path)
         try:
             tf = read_text(self.target, path)
         except TargetError as e:
-            raise PamProblem(str(e)) from e
+            raise PamProblem("unreadable", error=str(e)) from e
         if path not in self.files:
             self.files.append(path)
         entries: list[dict[str, Any]] = []
@@ -140,27 +147,27 @@ class PamParser:
             tokens = tokenize(line, where)
             if tokens[0].lower() == "@include":
                 if len(tokens) != 2:
-                    raise PamProblem(f"{where}: @include needs exactly one file")
+                    raise PamProblem("include_arity", where=where)
                 inc = self.locate(tokens[1])
                 if inc is None:
-                    raise PamProblem(f"{where}: included file {tokens[1]!r} not found")
+                    raise PamProblem("include_not_found", where=where, file=tokens[1])
                 entries += self.stack(inc, only=only, depth=depth + 1, chain=(*chain, path))
                 continue
             if len(tokens) < 3:
-                raise PamProblem(f"{where}: needs a type, a control and a module")
+                raise PamProblem("too_few_fields", where=where)
             raw_type, control, module, args = tokens[0], tokens[1], tokens[2], tokens[3:]
             optional = raw_type.startswith("-")
             ptype = raw_type.lstrip("-").lower()
             if ptype not in TYPES:
-                raise PamProblem(f"{where}: unknown type {raw_type!r}")
+                raise PamProblem("unknown_type", where=where, value=raw_type)
             if not (control.lower() in CONTROLS or (control.startswith("[") and control.endswith("]"))):
-                raise PamProblem(f"{where}: unknown control {control!r}")
+                raise PamProblem("unknown_control", where=where, value=control)
             if only is not None and ptype != only:
                 continue
             if control.lower() in ("include", "substack"):
                 inc = self.locate(module)
                 if inc is None:
-                    raise PamProblem(f"{where}: {control} file {module!r} not found")
+                    raise PamProblem("include_not_found", where=where, file=module)
                 sub = self.stack(inc, only=ptype, depth=depth + 1, chain=(*chain, path))
                 for sub_entry in sub:
                     sub_entry.setdefault("via", where)
@@ -189,7 +196,7 @@ def parse_keyvalue_conf(target: Target, paths: list[str], ints: set[str], flags:
         try:
             tf = read_optional(target, path)
         except TargetError as e:
-            return {"files": files, "settings": settings, "problem": str(e)}
+            return {"files": files, "settings": settings, "problem": {"code": "unreadable", "error": str(e)}}
         if tf is None:
             continue
         files.append(path)
@@ -207,11 +214,13 @@ def parse_keyvalue_conf(target: Target, paths: list[str], ints: set[str], flags:
                 elif re.fullmatch(r"-?\d+", value):
                     settings[key] = int(value)
                 else:
-                    return {"files": files, "settings": settings, "problem": f"{where}: {key} needs a number"}
+                    return {"files": files, "settings": settings,
+                            "problem": {"code": "needs_number", "where": where, "key": key}}
             elif key in strings and eq:
                 settings[key] = value
             else:
-                return {"files": files, "settings": settings, "problem": f"{where}: unknown setting {line!r}"}
+                return {"files": files, "settings": settings,
+                        "problem": {"code": "unknown_setting", "where": where, "line": line}}
     return {"files": files, "settings": settings, "problem": None}
 
 
@@ -231,7 +240,7 @@ class PamCollector(Collector):
     id = "pam"
     reads = (PWQUALITY_CONF, FAILLOCK_CONF)
     lists = (*PAM_DIRS, "/etc/security", PWQUALITY_DIR, "/lib", "/usr/lib")
-    version = "1"
+    version = "2"
 
     def collect(self, target: Target) -> Facts:
         pam_d = next((d for d in PAM_DIRS if target.exists(d)), None)
@@ -247,7 +256,7 @@ class PamCollector(Collector):
                 try:
                     entries = parser.stack(path)
                 except PamProblem as e:
-                    record["problem"] = str(e)
+                    record["problem"] = e.problem
                     entries = []
                 for t in KEPT_TYPES:
                     record["stack"][t] = [e for e in entries if e["type"] == t]
@@ -291,17 +300,17 @@ def parse_login_defs(lines: list[str]) -> tuple[dict[str, str], list[int]]:
 class LoginDefsCollector(Collector):
     id = "login_defs"
     reads = (LOGIN_DEFS,)
-    version = "1"
+    version = "2"
 
     def collect(self, target: Target) -> Facts:
         try:
             tf = read_optional(target, LOGIN_DEFS)
         except TargetError as e:
-            return {"present": True, "settings": {}, "problem": str(e)}
+            return {"present": True, "settings": {}, "problem": {"code": "unreadable", "error": str(e)}}
         if tf is None:
             return {"present": False, "settings": {}, "problem": None}
         settings, bad = parse_login_defs(tf.lines)
-        problem = f"{LOGIN_DEFS}: malformed lines {bad}" if bad else None
+        problem = {"code": "malformed_lines", "path": LOGIN_DEFS, "lines": bad} if bad else None
         return {"present": True, "settings": settings, "problem": problem}
 
 

@@ -1,10 +1,20 @@
-"""GNOME screen-lock settings as the system imposes them.
+"""Whether a desktop session is possible here, and GNOME's screen-lock settings as the system imposes them.
 
-What a user *will* get is the schema default (with distribution overrides),
+A screen lock matters only where someone can sit at a graphical session: a
+display manager (gdm3, lightdm, sddm ...) or a session file it would offer.
+GNOME's schemas alone prove nothing, since many packages pull them in on
+servers. ``session`` records what was looked for and what was found;
+``desktops`` holds each desktop's settings (GNOME today; another desktop adds
+its own entry and reader without touching the session part).
+
+What a GNOME user *will* get is the schema default (with distribution overrides),
 replaced by the first system dconf database in the profile that sets the key;
 a key listed in that database's ``locks/`` cannot be changed by the user. A
 scan runs as root, outside any user session, so per-user values are not read:
 only what the administrator enforces counts as evidence.
+
+Problems are codes with their parts (``{"code": "keyfile_line", "where": ...}``), never sentences: the
+checks word them in each language (checks/meta/_facts.yaml).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from agent.targets.base import FileMissing, Target, TargetError
+from collectors import data
 from collectors.base import Collector, Facts
 from collectors.textfiles import read_text
 
@@ -25,6 +36,15 @@ SCHEMAS = {
     "org.gnome.desktop.lockdown": ["disable-lock-screen"],
 }
 PROFILE = "/etc/dconf/profile/user"
+SESSIONS: dict[str, Any] = data.load("desktop_sessions.yaml")
+
+
+class SettingsProblem(Exception):
+    """A settings file that the desktop would refuse or misread: a code and its parts, worded by the checks."""
+
+    def __init__(self, code: str, **parts: Any) -> None:
+        super().__init__(code)
+        self.problem = {"code": code, **parts}
 
 
 def parse_gvariant(text: str) -> bool | int | str:
@@ -54,37 +74,66 @@ def parse_keyfile(lines: list[str], where: str) -> dict[str, dict[str, str]]:
             out.setdefault(section, {})
             continue
         if section is None or "=" not in line:
-            raise ValueError(f"{where}:{n}: not a keyfile line: {line[:60]!r}")
+            raise SettingsProblem("keyfile_line", where=f"{where}:{n}", line=line[:60])
         k, _, v = line.partition("=")
         out[section][k.strip()] = v.strip()
     return out
 
 
+def session_facts(target: Target) -> dict[str, Any]:
+    """Display managers and session files present, and every place looked at (the evidence of "none")."""
+    managers = {name: [p for p in paths if target.exists(p)] for name, paths in SESSIONS["display_managers"].items()}
+    files: list[str] = []
+    problem = None
+    for d in SESSIONS["session_dirs"]:
+        try:
+            files += [posixpath.join(d, n) for n in target.list_dir(d) if n.endswith(".desktop")]
+        except FileMissing:
+            continue
+        except TargetError as e:
+            problem = {"code": "unreadable", "error": str(e)}
+    found = {name: paths for name, paths in managers.items() if paths}
+    return {"possible": bool(found or files), "display_managers": found, "session_files": files,
+            "looked_for": {"display_managers": {k: list(v) for k, v in SESSIONS["display_managers"].items()},
+                           "session_dirs": list(SESSIONS["session_dirs"])},
+            "problem": problem}
+
+
 class ScreenlockCollector(Collector):
     id = "screenlock"
     reads = (PROFILE,)
-    lists = (SCHEMA_DIR, "/etc/dconf/db")
-    version = "1"
+    lists = (SCHEMA_DIR, "/etc/dconf/db", *SESSIONS["session_dirs"])
+    probes = tuple(p for paths in SESSIONS["display_managers"].values() for p in paths)
+    version = "2"
 
     def collect(self, target: Target) -> Facts:
-        facts: Facts = {"desktop": False, "defaults": {}, "system": {}, "locks": [], "databases": [],
-                        "problem": None}
+        return {"session": session_facts(target), "desktops": {"gnome": self._gnome(target)}}
+
+    def _gnome(self, target: Target) -> dict[str, Any]:
+        gnome: dict[str, Any] = {"installed": False, "defaults": {}, "system": {}, "locks": [], "databases": [],
+                                 "problem": None}
         present = [s for s in SCHEMAS if target.exists(f"{SCHEMA_DIR}/{s}.gschema.xml")]
         if "org.gnome.desktop.screensaver" not in present:
-            return facts
-        facts["desktop"] = True
+            return gnome
+        gnome["installed"] = True
         try:
-            facts["defaults"] = self._defaults(target, present)
-            facts.update(self._system_db(target))
-        except (TargetError, ValueError, ET.ParseError) as e:
-            facts["problem"] = str(e)
-        return facts
+            gnome["defaults"] = self._defaults(target, present)
+            gnome.update(self._system_db(target))
+        except SettingsProblem as e:
+            gnome["problem"] = e.problem
+        except TargetError as e:
+            gnome["problem"] = {"code": "unreadable", "error": str(e)}
+        return gnome
 
     def _defaults(self, target: Target, present: list[str]) -> dict[str, Any]:
         defaults: dict[str, Any] = {}
         for schema in present:
-            raw = target.read_file(f"{SCHEMA_DIR}/{schema}.gschema.xml")
-            root = ET.fromstring(raw)  # noqa: S314 - expat refuses external entities; size is capped
+            path = f"{SCHEMA_DIR}/{schema}.gschema.xml"
+            try:
+                root = ET.fromstring(target.read_file(path))  # noqa: S314 - expat refuses external entities; size capped
+            except ET.ParseError as e:
+                line, column = e.position
+                raise SettingsProblem("schema_xml", path=path, line=line, column=column, detail=str(e)) from e
             for sch in root.iter("schema"):
                 if sch.get("id") != schema:
                     continue

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import IO
+import functools
+from importlib import resources
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from checks.base import guideline_items
+from agent.config.yamlfile import safe_load
+from checks.base import explain, guideline_items
 from reports.model import STATUSES, Report
 from reports.safe_text import printable
 
@@ -19,14 +22,13 @@ STATUS_STYLE = {
     "not_applicable": "dim",
     "manual": "cyan",
 }
-LABELS = {
-    "ja": {"pass": "合格", "fail": "不合格", "error": "判定不能", "not_applicable": "対象外", "manual": "手動確認",
-           "target": "対象", "check": "チェック", "status": "結果", "detail": "内容", "summary": "集計",
-           "unsigned": "このレポートは署名されていません"},
-    "en": {"pass": "pass", "fail": "FAIL", "error": "error", "not_applicable": "n/a", "manual": "manual",
-           "target": "target", "check": "check", "status": "status", "detail": "detail", "summary": "summary",
-           "unsigned": "this report is not signed"},
-}
+
+
+@functools.cache
+def labels(lang: str) -> dict[str, Any]:
+    """The summary's words in ``lang`` (reports/terminal.yaml): statuses, target states, reasons, headings."""
+    data: dict[str, Any] = safe_load(resources.files("reports").joinpath("terminal.yaml").read_bytes())
+    return dict(data[lang])
 
 
 def _show(text: str) -> str:
@@ -35,13 +37,16 @@ def _show(text: str) -> str:
 
 def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, width: int | None = None) -> None:
     console = Console(file=file, width=width, highlight=False, soft_wrap=False)
-    labels = LABELS[lang]
+    words = labels(lang)
     items = guideline_items()
     multi = len(report.targets) > 1
     for t in report.targets:
-        line = f"[bold]{_show(t.id)}[/] {_show(t.hostname)} ({_show(t.os)}) — {t.status}"
+        state = words["target_status"].get(t.status, t.status)
+        line = f"[bold]{_show(t.id)}[/] {_show(t.hostname)} ({_show(t.os)}) — {_show(state)}"
+        if t.status != "ok" and t.reason and t.reason not in (t.status, "error"):
+            line += f" ({_show(words['reason'].get(t.reason, t.reason))})"
         if t.error:
-            line += f": [yellow]{_show(t.error)}[/]"
+            line += f": [yellow]{_show(explain(t.error).get(lang))}[/]"
         console.print(line)
     order: list[str] = []
     for f in report.findings:
@@ -51,16 +56,16 @@ def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, w
     for item in sorted(order):
         title = items[item].get(lang) if item in items else item
         table = Table(title=f"{item} {title}", title_justify="left", show_lines=False, expand=True)
-        table.add_column(labels["check"], no_wrap=True)
+        table.add_column(words["check"], no_wrap=True)
         if multi:
-            table.add_column(labels["target"])
-        table.add_column(labels["status"], no_wrap=True)
-        table.add_column(labels["detail"], ratio=1)
+            table.add_column(words["target"])
+        table.add_column(words["result"], no_wrap=True)
+        table.add_column(words["detail"], ratio=1)
         for f in report.findings:
             if f.guideline[:1] != [item]:
                 continue
             style = STATUS_STYLE.get(f.status, "")
-            row = [f"{f.check}", f"[{style}]{labels.get(f.status, f.status)}[/]",
+            row = [f"{f.check}", f"[{style}]{words['status'].get(f.status, f.status)}[/]",
                    f"{_show(f.title[lang])}\n[dim]{_show(f.message[lang])}[/]"]
             if multi:
                 row.insert(1, _show(f.target))
@@ -68,6 +73,6 @@ def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, w
         console.print(table)
     counts = report.summary()["by_status"]
     console.print(
-        f"[bold]{labels['summary']}[/]: "
-        + "  ".join(f"[{STATUS_STYLE[s]}]{labels[s]} {counts[s]}[/]" for s in STATUSES)
+        f"[bold]{words['summary']}[/]: "
+        + "  ".join(f"[{STATUS_STYLE[s]}]{words['status'][s]} {counts[s]}[/]" for s in STATUSES)
     )

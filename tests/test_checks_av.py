@@ -43,7 +43,7 @@ def procs(*names: str, restricted: bool = False) -> dict[str, Any]:
 
 
 def clamav_facts(*, include: list[str] | None = None, daily: list[dict[str, Any]] | None = None,
-                 engine: dict[str, Any] | None = None, problem: str | None = None) -> dict[str, Any]:
+                 engine: dict[str, Any] | None = None, problem: dict[str, Any] | None = None) -> dict[str, Any]:
     conf = "/etc/clamav/clamd.conf"
     settings: dict[str, Any] = {"DatabaseDirectory": "/var/lib/clamav"}
     if include:
@@ -96,7 +96,7 @@ def test_av02() -> None:
     assert judge(malware.AV_02, {**inst, "processes": procs("clamd"), "clamav": clamav_facts(
         include=["/srv"])}).status == "fail"
     broken = judge(malware.AV_02, {**inst, "processes": procs("clamd", "clamonacc"),
-                                   "clamav": clamav_facts(problem="clamd.conf:1: the 'Example' line")})
+                                   "clamav": clamav_facts(problem={"code": "example_line", "where": "clamd.conf:1"})})
     assert broken.status == "error"
     mdatp = judge(malware.AV_02, {"antivirus": {"installed": {"mdatp": ["/opt/microsoft/mdatp"]}},
                                   "processes": procs("wdavdaemon"), "clamav": clamav_facts()})
@@ -189,7 +189,8 @@ def test_clamav_collector_follows_running_daemon_config_only_when_live(tmp_path:
     (root / "etc/clamav/clamd.conf").write_text("Example\nLocalSocket /x\n")
     facts = CLAMAV.collect(RootfsTarget(f"rootfs:{root}", str(root)))
     assert facts["daemons"] == []  # a directory has no running clamd
-    assert "Example" in facts["configs"]["/etc/clamav/clamd.conf"]["problem"]
+    assert facts["configs"]["/etc/clamav/clamd.conf"]["problem"] == {"code": "example_line",
+                                                                      "where": "/etc/clamav/clamd.conf:1"}
 
 
 # --- AV-04 -------------------------------------------------------------------
@@ -364,7 +365,8 @@ def test_av05_judge() -> None:
     assert judge(malware.AV_05, {**inst, "clamav_eicar": hit}).status == "pass"
     miss = {**hit, "detected": False, "signature": None}
     assert judge(malware.AV_05, {**inst, "clamav_eicar": miss}).status == "fail"
-    broke = {**hit, "detected": None, "problem": "clamdscan exit 2: connection refused"}
+    broke = {**hit, "detected": None, "problem": {"code": "scan_failed", "command": "clamdscan", "exit": 2,
+                                                  "output": "connection refused"}}
     assert judge(malware.AV_05, {**inst, "clamav_eicar": broke}).status == "error"
     none = {"engine": None, "detected": None, "signature": None, "output": None, "problem": None}
     assert judge(malware.AV_05, {"antivirus": {"installed": {"sophos": ["/opt/sophos-spl"]}},

@@ -270,7 +270,7 @@ def test_screenlock_reads_keyfiles_as_dconf_compiles_them(tmp_path: Path, name: 
     subprocess.run(["dconf", "compile", str(tmp_path / "local"), str(keyfiles)], check=True, timeout=30)
     profile = tmp_path / "profile"
     profile.write_text(f"file-db:{tmp_path / 'local'}\n")
-    facts = SCREENLOCK.collect(RootfsTarget(f"rootfs:{root}", str(root)))
+    facts = SCREENLOCK.collect(RootfsTarget(f"rootfs:{root}", str(root)))["desktops"]["gnome"]
     assert facts["problem"] is None and facts["system"]
     for key, value in facts["system"].items():
         res = subprocess.run(["dconf", "read", key], capture_output=True, text=True, timeout=30,
@@ -290,4 +290,4 @@ def test_screenlock_rejects_what_dconf_rejects(tmp_path: Path) -> None:
     res = subprocess.run(["dconf", "compile", str(tmp_path / "local"), str(root / "etc/dconf/db/local.d")],
                          capture_output=True, timeout=30)
     assert res.returncode != 0
-    assert SCREENLOCK.collect(RootfsTarget(f"rootfs:{root}", str(root)))["problem"]
+    assert SCREENLOCK.collect(RootfsTarget(f"rootfs:{root}", str(root)))["desktops"]["gnome"]["problem"]
