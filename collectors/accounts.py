@@ -22,7 +22,6 @@ from agent.targets.base import FileMissing, FileUnreadable, Target, TargetError
 from collectors.base import Collector, Facts
 from collectors.textfiles import read_text
 
-
 #: A user or group name, as shadow-utils' relaxed rule (is_valid_user_name with --badname) allows them but
 #: without blanks, control characters or ``/``; ``$`` only last (Samba machine accounts). Every ``$id$``
 #: crypt hash has a ``$`` inside; a 13-character DES hash can look like a name, which is why parse_shadow
@@ -129,7 +128,7 @@ def parse_group(lines: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
 class AccountsCollector(Collector):
     id = "accounts"
     reads = ("/etc/passwd", "/etc/shadow", "/etc/group")
-    version = "2"  # 2: shadow aging dates
+    version = "3"  # 2: shadow aging dates; 3: a name or day field of the wrong shape makes the line malformed
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {}

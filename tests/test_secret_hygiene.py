@@ -157,21 +157,21 @@ def test_wpa_ctrl_errors_describe_replies_without_quoting_them(tmp_path: Path) -
     from tests.test_wifi_wpa_ctrl import FakeWpaSupplicant
 
     class Odd(FakeWpaSupplicant):
-        replies: dict[str, str] = {}
+        def __init__(self, path: Path, replies: dict[str, str]) -> None:
+            self.replies = replies
+            super().__init__(path, [], {})
 
         def answer(self, cmd: str) -> str:
             return self.replies.get(cmd) or super().answer(cmd)
 
-    Odd.replies = {"SCAN": f"psk={CANARY}\n"}
-    server = Odd(tmp_path / "wlan0", [], {})
+    server = Odd(tmp_path / "wlan0", {"SCAN": f"psk={CANARY}\n"})
     try:
         result = wpa_ctrl.survey(str(tmp_path / "wlan0"), scan_timeout=0.5)
     finally:
         server.close()
     assert result["notes"] and "SCAN answered an unexpected reply" in result["notes"][0]
     assert CANARY not in json.dumps(result)
-    Odd.replies = {"SCAN_RESULTS": f'network={{ psk="{CANARY}" }}\n'}
-    server = Odd(tmp_path / "wlan1", [], {})
+    server = Odd(tmp_path / "wlan1", {"SCAN_RESULTS": f'network={{ psk="{CANARY}" }}\n'})
     try:
         with pytest.raises(wpa_ctrl.CtrlError) as e:
             wpa_ctrl.survey(str(tmp_path / "wlan1"), scan_timeout=0.5)
