@@ -22,11 +22,12 @@ from agent.targets.base import FileMissing, FileUnreadable, Target, TargetError
 from collectors.base import Collector, Facts
 from collectors.textfiles import read_text
 
-#: A user or group name, as shadow-utils' relaxed rule (is_valid_user_name with --badname) allows them but
-#: without blanks, control characters or ``/``; ``$`` only last (Samba machine accounts). Every ``$id$``
+#: A user or group name, as shadow-utils' relaxed rule (is_valid_user_name with --badname) allows them, letters
+#: of any script included, but without blanks, control characters or ``/``; ``$`` only last (Samba machine
+#: accounts). Every ``$id$``
 #: crypt hash has a ``$`` inside; a 13-character DES hash can look like a name, which is why parse_shadow
 #: also refuses a line whose password field is a number (the sign of a missing user field).
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,255}\$?")
+_NAME = re.compile(r"\w[\w.@-]{0,255}\$?")
 #: shadow(5) day counts: empty or a number (``-1`` is written by some tools for "never").
 _DAYS = re.compile(r"-?[0-9]*")
 

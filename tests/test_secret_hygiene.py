@@ -138,7 +138,7 @@ def test_malformed_shadow_line_yields_only_its_number(case: str, run_cli: Run, t
 def test_account_names_that_real_systems_use_still_parse() -> None:
     from collectors.accounts import parse_group, parse_passwd, parse_shadow
 
-    names = ["root", "_apt", "systemd-network", "john.doe", "WS01$", "user@example.jp", "Debian-exim", "a1"]
+    names = ["root", "_apt", "systemd-network", "john.doe", "WS01$", "user@example.jp", "Debian-exim", "a1", "山田"]
     users, bad = parse_passwd([f"{u}:x:{i}:{i}::/home/{u}:/bin/sh" for i, u in enumerate(names)])
     assert bad == [] and [u["name"] for u in users] == names
     states, bad = parse_shadow([f"{u}:!:19700:0:99999:7:::" for u in names] + ["legacy:*:::::::"])
