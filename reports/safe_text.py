@@ -21,3 +21,8 @@ def printable(text: str) -> str:
         return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}"
 
     return _CONTROL.sub(esc, text)
+
+
+def printable_lines(text: str) -> str:
+    """``printable`` line by line: the newlines a message is laid out with stay, every other control goes."""
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -3,6 +3,12 @@
 Exit 0 good · 1 the evidence does not hold (each cause has its own message) ·
 2 usage or configuration (a file that is not there, a malformed allowed_signers).
 Results go to stdout, the reason for a failure to stderr as one line plus a hint.
+
+Everything shown comes from files someone else wrote (the report, its .sig,
+its name, even allowed_signers): every such string is passed through
+``reports.safe_text.printable``, as the scan summary is, and so is the text
+of every error this command raises, so an ESC or BEL in a namespace, a file
+name or a run id is shown as ``\x1b`` and never obeyed by the terminal.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from typing import TYPE_CHECKING
 import click
 
 from agent.cli.common import note
-from agent.errors import ConfigError
+from agent.errors import ConfigError, MamoruError
+from reports.safe_text import printable
 
 if TYPE_CHECKING:
     from reports.chain import ReportFile
@@ -78,6 +85,23 @@ def _parse_when(verify_time: str | None) -> float:
 def verify(report: str | None, allowed_signers: str, identity: str | None, signature: str | None,
            chain_dir: str | None, scope: str | None, verify_time: str | None) -> int:
     """Verify a signed report (or a directory of them) against an allowed_signers file."""
+    try:
+        return _verify(report, allowed_signers, identity, signature, chain_dir, scope, verify_time)
+    except MamoruError as e:
+        raise _escaped(e) from None
+
+
+def _escaped(e: MamoruError) -> MamoruError:
+    """The same error (type, exit code, hint) with its text, and its cause's, made safe for a terminal."""
+    message = str(e)
+    cause = e.__cause__
+    if cause is not None and str(cause) and str(cause) not in message:
+        message += f" ({type(cause).__name__}: {cause})"
+    return type(e)(printable(message))
+
+
+def _verify(report: str | None, allowed_signers: str, identity: str | None, signature: str | None,
+            chain_dir: str | None, scope: str | None, verify_time: str | None) -> int:
     from reports.signing import allowed_signers as allowed
     from reports.signing.errors import VerificationError
 
@@ -105,16 +129,15 @@ def verify(report: str | None, allowed_signers: str, identity: str | None, signa
     except VerificationError as e:
         message = str(e) if str(sig_path) in str(e) else f"{sig_path}: {e}"
         raise type(e)(message) from None
-    who = identity or ", ".join(good.principals)
-    click.echo(f'Good "{good.namespace}" signature for {who} with ED25519 key {good.fingerprint} '
-               f"({good.hash_alg}): {path}")
+    who = printable(identity or ", ".join(good.principals))
+    click.echo(f'Good "{printable(good.namespace)}" signature for {who} with ED25519 key {good.fingerprint} '
+               f"({printable(good.hash_alg)}): {printable(str(path))}")
     return 0
 
 
 def _verify_chain(directory: Path, signers: list[AllowedSigner], identity: str | None, when: float,
                   scope: str | None) -> int:
     from reports.chain import verify_chain
-    from reports.safe_text import printable
     from reports.signing.errors import ChainBroken, VerificationError
 
     if not directory.is_dir():
@@ -126,7 +149,7 @@ def _verify_chain(directory: Path, signers: list[AllowedSigner], identity: str |
             good = _verify_bytes(r.data, Path(f"{r.path}.sig"), signers, identity, when, explicit=False)
         except VerificationError as e:
             return str(e)
-        signed_by[r.name] = f"{', '.join(good.principals)} {good.fingerprint}"
+        signed_by[r.name] = f"{printable(', '.join(good.principals))} {good.fingerprint}"
         return None
 
     result = verify_chain(directory, check, scope=scope)
@@ -137,10 +160,10 @@ def _verify_chain(directory: Path, signers: list[AllowedSigner], identity: str |
         click.echo(f"series {printable(name)!r}: {len(members)} reports")
         for r in members:
             status = "signed by " + signed_by[r.name] if r.name in signed_by else "NOT VERIFIED"
-            click.echo(f"  {r.name}  run {r.run_id}  {r.started}  {status}")
+            click.echo(f"  {printable(r.name)}  run {printable(r.run_id)}  {printable(r.started)}  {status}")
         if members:
             newest = members[-1]
-            click.echo(f"  newest: {newest.name} run {newest.run_id} sha256 {newest.sha256}")
+            click.echo(f"  newest: {printable(newest.name)} run {printable(newest.run_id)} sha256 {newest.sha256}")
     if result.problems:
         click.echo(f"{len(result.problems)} problem(s), earliest first:")
         for p in result.problems:

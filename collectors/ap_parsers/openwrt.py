@@ -8,10 +8,15 @@ than silently half-read. What the radio actually does follows the rules of
 OpenWrt's ``hostapd.sh``: ``psk`` is WPA1, ``psk2`` WPA2, ``psk-mixed`` both,
 ``sae`` WPA3, ``sae-mixed`` WPA2/WPA3; a ``+tkip`` suffix allows TKIP; the
 default cipher is CCMP; an interface without ``encryption`` is open.
+
+The file holds the Wi-Fi keys, so an error names the file, the line and at
+most the option's name, never a value or the line itself: an error message
+travels into the report, the evidence bundle and the terminal.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any, ClassVar
 
@@ -38,6 +43,35 @@ SECRETS = ("key", "key1", "key2", "key3", "key4", "sae_password", "wpapsk", "pas
            "acct_secret", "priv_key_pwd", "wpa_psk_file")
 
 
+#: What an option name may look like for an error to name it (uci's own rule: letters, digits, underscore).
+_OPTION_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+KEYWORDS = ("config", "option", "list", "package")
+
+
+def _option_named(words: list[str]) -> str:
+    """``option 'key'`` for an error message when the line surely names one, else just the keyword.
+
+    A name is shown only when a value follows it: in ``option 'S3cret'`` the word may be a value that lost
+    its name.
+    """
+    if len(words) >= 3 and words[0] in ("option", "list") and _OPTION_NAME.fullmatch(words[1]):
+        return f"{words[0]} {words[1]!r}"
+    return words[0] if words and words[0] in KEYWORDS else "the line"
+
+
+def _not_uci(words: list[str], has_section: bool) -> str:
+    """Why a line is not UCI, quoting nothing from it but a keyword and an option name."""
+    kw = words[0]
+    if kw not in KEYWORDS:
+        return "not a UCI line: it does not start with config, option, list or package (the line is not shown)"
+    if kw == "config":
+        return f"not a UCI line: config needs a type and at most a name, found {len(words) - 1} words"
+    if not has_section and len(words) == 3:
+        return f"not a UCI line: {_option_named(words)} comes before any config section"
+    return (f"not a UCI line: {_option_named(words)} needs a name and one value, found {len(words) - 1} words "
+            f"(values are not shown)")
+
+
 def parse_uci(text: str, where: str) -> list[dict[str, Any]]:
     """Sections as ``{"type", "name", "options": {k: v}, "lists": {k: [v]}}``; raises APConfigError."""
     sections: list[dict[str, Any]] = []
@@ -45,7 +79,8 @@ def parse_uci(text: str, where: str) -> list[dict[str, Any]]:
         try:
             words = shlex.split(line, comments=True, posix=True)
         except ValueError as e:
-            raise APConfigError(f"{where}:{n}: {e}") from e
+            # shlex's own text ("No closing quotation") quotes nothing; the words before the damage may.
+            raise APConfigError(f"{where}:{n}: {_option_named(line.split())}: {e}") from None
         if not words:
             continue
         kw = words[0]
@@ -61,7 +96,7 @@ def parse_uci(text: str, where: str) -> list[dict[str, Any]]:
             else:
                 bucket.setdefault(words[1], []).append(words[2])
         else:
-            raise APConfigError(f"{where}:{n}: not a UCI line ({line.strip()[:60]!r})")
+            raise APConfigError(f"{where}:{n}: {_not_uci(words, bool(sections))}")
     return sections
 
 

@@ -7,6 +7,8 @@ at all. So mamoru speaks the text protocol itself (as ``wpa_cli`` does):
 carries the raw elements, decoded here exactly as in a capture) and
 ``STATUS`` for the network this machine is connected to. Only read-only
 commands are sent; nothing that reveals a stored passphrase is ever asked.
+An unexpected reply is described, never quoted (only a protocol word such as
+``FAIL`` is shown): whatever a daemon sends must not reach a report verbatim.
 """
 
 from __future__ import annotations
@@ -96,6 +98,17 @@ class WpaCtrl:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_PROTOCOL_WORD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}( [A-Z][A-Z0-9_-]{0,31})?")
+
+
+def describe_reply(reply: str) -> str:
+    """A reply for a message: a protocol word (``FAIL``, ``UNKNOWN COMMAND``) as is, anything else by size."""
+    text = reply.strip()
+    if _PROTOCOL_WORD.fullmatch(text):
+        return repr(text)
+    return f"an unexpected reply of {len(reply.encode('utf-8', 'surrogateescape'))} bytes (not shown)"
 
 
 def _is_event(reply: str) -> bool:
@@ -225,7 +238,7 @@ def parse_scan_results(text: str) -> list[dict[str, Any]]:
     """``SCAN_RESULTS``: header line, then bssid TAB freq TAB level TAB flags TAB ssid."""
     lines = text.splitlines()
     if not lines or not lines[0].startswith("bssid"):
-        raise CtrlError(f"SCAN_RESULTS reply is not a scan table: {text[:60]!r}")
+        raise CtrlError(f"SCAN_RESULTS reply is not a scan table: {describe_reply(text)}")
     nets = []
     for line in lines[1:]:
         parts = line.split("\t", 4)
@@ -313,7 +326,7 @@ def survey(path: str, *, trigger: bool = True, scan_timeout: float = 10.0) -> di
             attached = ctrl.request("ATTACH").strip() == "OK"
             answer = ctrl.request("SCAN").strip()
             if answer not in ("OK", "FAIL-BUSY"):
-                notes.append(f"SCAN answered {answer[:40]!r}; using the results already cached")
+                notes.append(f"SCAN answered {describe_reply(answer)}; using the results already cached")
             elif attached and ctrl.wait_event(("CTRL-EVENT-SCAN-RESULTS", "CTRL-EVENT-SCAN-FAILED"),
                                               scan_timeout) is None:
                 notes.append(f"no scan finished within {scan_timeout:g} s; using the results already cached")

@@ -8,6 +8,10 @@ malformed line anywhere is an error naming file and line (ssh-keygen only logs
 it and skips the line), because a silently ignored trust line is how a
 recipient ends up trusting less, or more, than they meant to.
 
+Everything this module quotes from the file (principals, namespaces, the
+file's own name) goes through ``printable`` first: an error is printed on
+the recipient's terminal, and the file may come from someone else.
+
 ``cert-authority`` lines are parsed but never match: mamoru signs with plain
 keys, and certificates in signatures are refused as an unsupported key type.
 """
@@ -24,6 +28,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+from reports.safe_text import printable
 from reports.signing.errors import (
     AllowedSignersError,
     IdentityMismatch,
@@ -256,7 +261,7 @@ def parse_line(line: str, where: str) -> AllowedSigner | None:
 def parse(text: str, name: str = "allowed_signers") -> list[AllowedSigner]:
     signers = []
     for number, line in enumerate(text.splitlines(), start=1):
-        entry = parse_line(line, f"{name}:{number}")
+        entry = parse_line(line, f"{printable(name)}:{number}")
         if entry is not None:
             signers.append(entry)
     return signers
@@ -264,24 +269,25 @@ def parse(text: str, name: str = "allowed_signers") -> list[AllowedSigner]:
 
 def load(path: str | Path) -> list[AllowedSigner]:
     p = Path(path)
+    shown = printable(str(p))
     try:
         if p.stat().st_size > MAX_FILE:
-            raise AllowedSignersError(f"{p}: larger than {MAX_FILE} bytes; not an allowed_signers file")
+            raise AllowedSignersError(f"{shown}: larger than {MAX_FILE} bytes; not an allowed_signers file")
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise AllowedSignersError(f"allowed signers file {p}: no such file") from None
+        raise AllowedSignersError(f"allowed signers file {shown}: no such file") from None
     except IsADirectoryError:
-        raise AllowedSignersError(f"allowed signers file {p}: is a directory") from None
+        raise AllowedSignersError(f"allowed signers file {shown}: is a directory") from None
     except OSError as e:
-        raise AllowedSignersError(f"allowed signers file {p}: cannot read it ({e.strerror})") from None
+        raise AllowedSignersError(f"allowed signers file {shown}: cannot read it ({e.strerror})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise AllowedSignersError(f"{p}:{line}: not UTF-8 text") from None
+        raise AllowedSignersError(f"{shown}:{line}: not UTF-8 text") from None
     signers = parse(text, str(p))
     if not signers:
-        raise AllowedSignersError(f"{p}: lists no signer (only blank lines and comments)")
+        raise AllowedSignersError(f"{shown}: lists no signer (only blank lines and comments)")
     return signers
 
 
@@ -300,14 +306,15 @@ def authorize(signers: list[AllowedSigner], key_blob: bytes, *, identity: str | 
         raise UnknownKey(f"the signing key {fp} is not listed in the allowed signers file")
     for_identity = [s for s in same_key if identity is None or match_pattern_list(identity, s.principals) == 1]
     if not for_identity:
-        listed = ", ".join(sorted({s.principals for s in same_key}))
-        raise IdentityMismatch(f'the signing key {fp} is listed for "{listed}", not for identity "{identity}"')
+        listed = ", ".join(sorted({printable(s.principals) for s in same_key}))
+        raise IdentityMismatch(f'the signing key {fp} is listed for "{listed}", not for identity '
+                               f'"{printable(identity or "")}"')
     in_namespace = [s for s in for_identity
                     if s.namespaces is None or match_pattern_list(namespace, s.namespaces) == 1]
     if not in_namespace:
         first = for_identity[0]
         raise NamespaceNotAllowed(f'{first.source}: the signing key {fp} is allowed only for namespaces '
-                                  f'"{first.namespaces}", not "{namespace}"')
+                                  f'"{printable(first.namespaces or "")}", not "{printable(namespace)}"')
     valid = [s for s in in_namespace
              if (s.valid_after is None or when >= s.valid_after)
              and (s.valid_before is None or when <= s.valid_before)]

@@ -10,7 +10,9 @@ The verifier checks, in this order, and stops at the first failure with its
 own error: armor, magic, version, namespace, hash algorithm, key type, that
 the key is listed in allowed_signers (identity, namespaces=, validity window),
 and only then the signature. The public key inside a signature is a claim,
-never trust: it counts only if the allowed_signers file lists it.
+never trust: it counts only if the allowed_signers file lists it. Strings
+read from a signature are attacker text too: an error quotes them through
+``printable``, so a namespace holding terminal escapes is shown, not obeyed.
 
 Example::
 
@@ -30,6 +32,7 @@ import time
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from reports.safe_text import printable
 from reports.signing.allowed_signers import AllowedSigner, authorize
 from reports.signing.errors import (
     BadSignature,
@@ -158,20 +161,20 @@ def parse(armored: bytes, *, namespace: str = NAMESPACE) -> ParsedSignature:
     sig_blob = r.string()
     r.end()
     if got_ns != namespace:
-        raise WrongNamespace(f'the signature was made for namespace "{got_ns}", not "{namespace}"')
+        raise WrongNamespace(f'the signature was made for namespace "{printable(got_ns)}", not "{namespace}"')
     if hash_alg not in HASH_ALGORITHMS:
-        raise UnsupportedSignature(f'hash algorithm "{hash_alg}" is not supported (sha256 or sha512)')
+        raise UnsupportedSignature(f'hash algorithm "{printable(hash_alg)}" is not supported (sha256 or sha512)')
     kr = _Reader(public_key, "the signature's public key")
     key_type = kr.text("key type")
     if key_type != ED25519:
-        raise UnsupportedSignature(f'key type "{key_type}" is not supported (only {ED25519})')
+        raise UnsupportedSignature(f'key type "{printable(key_type)}" is not supported (only {ED25519})')
     if len(kr.string()) != 32:
         raise MalformedSignature("the signature's Ed25519 public key is not 32 bytes")
     kr.end()
     sr = _Reader(sig_blob, "the signature value")
     sig_type = sr.text("signature type")
     if sig_type != ED25519:
-        raise UnsupportedSignature(f'signature type "{sig_type}" does not match key type {ED25519}')
+        raise UnsupportedSignature(f'signature type "{printable(sig_type)}" does not match key type {ED25519}')
     raw = sr.string()
     sr.end()
     if len(raw) != 64:
