@@ -44,8 +44,8 @@ import yaml
 from agent.errors import ConfigError
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-#: Deepest nesting of lists and mappings a config file may have (the deepest real one, an inventory's
-#: per-target policy override, is 5).
+#: Deepest nesting of lists and mappings a config file may have (the deepest real one, a device of a
+#: per-target policy override in an inventory, ``targets.0.policy.network.devices.0.mac``, is 7).
 MAX_DEPTH = 64
 #: ``yaml.safe_load``'s loader, in C when libyaml is there: the same safe constructor, ten times faster
 #: (measured: 10.6 ms against 0.9 ms for the default policy, parsed on every run).
