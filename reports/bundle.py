@@ -82,20 +82,19 @@ class Bundle:
 
 
 def _validate(doc: Any, source: str) -> None:
-    from agent.config.yamlfile import schema_errors
+    from agent.config.policy import policy_schema
+    from agent.config.yamlfile import describe, schema_errors
 
     schema = json.loads(resources.files("reports").joinpath("schema/bundle.schema.json").read_text("utf-8"))
     errors = schema_errors(doc, schema)
     if errors:
         err = errors[0]
         where = ".".join(str(p) for p in err.instance_path) or "(top level)"
-        raise ConfigError(f"{source}: not a valid mamoru bundle: {where}: {err.message[:300]}")
-    from agent.config.policy import policy_schema
-
+        raise ConfigError(f"{source}: not a valid mamoru bundle: {where}: {describe(err, schema)}")
     for i, t in enumerate(doc["targets"]):
         for perr in schema_errors(t["policy"], policy_schema()):
             where = ".".join(str(p) for p in perr.instance_path) or "(top level)"
-            raise ConfigError(f"{source}: targets.{i}.policy.{where}: {perr.message[:300]}")
+            raise ConfigError(f"{source}: targets.{i}.policy.{where}: {describe(perr, policy_schema())}")
 
 
 def write_bundle(path: str | Path, bundle: Bundle) -> None:
@@ -105,11 +104,54 @@ def write_bundle(path: str | Path, bundle: Bundle) -> None:
 def load_bundle(path: str | Path) -> Bundle:
     p = Path(path)
     data = read_config_bytes(p, limit=MAX_BUNDLE_BYTES, what="mamoru bundle file")
+    return Bundle.from_dict(parse_json(data, str(p)), str(p))
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json``'s object hook: a key given twice is refused (``json`` alone keeps the last, silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(data: bytes, source: str) -> Any:
+    """A bundle's bytes as JSON data, or a ConfigError (exit 2) saying why, never a traceback.
+
+    Strict where ``json.loads`` is lenient: UTF-8 only (not UTF-16/32 guessed from the first bytes), no
+    duplicate keys, no ``NaN``/``Infinity``; nesting beyond the interpreter's recursion limit, or an integer
+    beyond its digit limit, is a damaged file like any other.
+    """
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{p}: not a mamoru bundle (not JSON: {e})") from None
-    return Bundle.from_dict(doc, str(p))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{source}:{line}: not a mamoru bundle (not valid UTF-8)") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as e:
+        raise ConfigError(f"{source}: not a mamoru bundle: the key {e.key[:80]!r} appears twice in one object "
+                          "(JSON readers disagree on which one counts)") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{source}:{e.lineno}: not a mamoru bundle (not JSON: {e.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not a mamoru bundle (nested too deeply)") from None
+    except ValueError as e:  # NaN/Infinity, or an integer past int()'s digit limit
+        raise ConfigError(f"{source}: not a mamoru bundle ({str(e)[:120]})") from None
 
 
 def check_versions(bundle: Bundle, current: Mapping[str, str]) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from agent.config.yamlfile import line_of, load_schema, parse_yaml, read_config_bytes, validate
+from agent.config.yamlfile import line_of, load_config_yaml, load_schema, validate
 from agent.errors import ConfigError
 
 #: Keys that would hold a secret: refused with a pointed message rather than "unknown key".
@@ -124,7 +124,7 @@ def _path(value: str | None, base: Path) -> str | None:
 def load_inventory(path: str | Path) -> Inventory:
     p = Path(path)
     source = str(p)
-    value, node = parse_yaml(read_config_bytes(p), source)
+    value, node = load_config_yaml(p, what="mamoru inventory")
     if not isinstance(value, dict):
         raise ConfigError(f"{source}:1: an inventory is a mapping with a 'targets' list")
     _refuse_secrets(value, node, source, [])

@@ -1,13 +1,39 @@
-"""Load a YAML config file safely and explain errors with file and line.
+"""Load a user's YAML config file safely, as JSON data, and explain every error with file and line.
 
-Values come from the safe loader only (``yaml.safe_load``'s, in C when libyaml is there). Line numbers come from
-``yaml.compose`` (the node tree, no object construction), so that a schema
-error found on the data can point at the line the user has to fix.
+One loader serves every file a user hands mamoru (policy, inventory, and later answers or waivers):
+``load_config_yaml(path) -> (value, node)``. It
+
+1. reads at most ``MAX_CONFIG_BYTES`` (the size is looked at before a byte is read);
+2. composes the document once, with libyaml when it is there, into a node tree: no Python object is
+   constructed yet, and an alias is only a second reference to the same node, so a few hundred bytes of
+   nested aliases (a "billion laughs") cost a few hundred bytes here;
+3. walks that tree once to build the value, refusing on the way, with file and line:
+   - aliases (``*name``). User configs do not need them (an inventory has ``defaults:``; a policy names only
+     what it changes), an alias would make an error inside shared text point at the anchor rather than at
+     the place it is used, and refusing them outright needs no expansion budget to tune. The refusal happens
+     at the first node reached twice, before anything is expanded;
+   - duplicate keys. PyYAML keeps the last one silently, so ``max_auth_tries: 3`` followed by
+     ``max_auth_tries: 100`` would turn a failing finding into a pass; both lines are named;
+   - anything that is not JSON data: ``!!binary``, ``!!set``, ``!!omap``, merge keys (``<<``), ``.nan`` and
+     ``.inf``, numbers beyond Python's integer conversion limit, keys that are not strings (``1:``, ``~:``,
+     ``yes:``), unknown tags. An unquoted date (``name: 2024-01-01``) stays the text as written: a config
+     never wants a date object, and a string is what every schema here expects;
+   - nesting deeper than ``MAX_DEPTH`` (libyaml stops at 1000 levels; Python's recursion would not).
+
+The node tree is returned too, so that a schema error found on the value can point at the line the user
+has to fix (``line_of``). Schema errors never quote the user's value (an address can carry a password,
+``audit:secret@host``): they say where, which key, and what was expected.
+
+Internal data files (``checks/meta/*.yaml``, ``collectors/data/*.yaml``) are ours and read on every run;
+they keep the plain ``safe_load`` (a test holds them to the same rules).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -18,20 +44,39 @@ import yaml
 from agent.errors import ConfigError
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of lists and mappings a config file may have (the deepest real one, a device of a
+#: per-target policy override in an inventory, ``targets.0.policy.network.devices.0.mac``, is 7).
+MAX_DEPTH = 64
 #: ``yaml.safe_load``'s loader, in C when libyaml is there: the same safe constructor, ten times faster
 #: (measured: 10.6 ms against 0.9 ms for the default policy, parsed on every run).
 SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+_T = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP = (f"{_T}{t}" for t in ("str", "int", "float", "bool", "null",
+                                                                    "timestamp"))
+_SEQ, _MAP, _MERGE = f"{_T}seq", f"{_T}map", f"{_T}merge"
+#: Tags whose plain text is the value we keep: a date-like scalar is not turned into a date.
+_TEXT_TAGS = frozenset({_STR, _TIMESTAMP})
+#: PyYAML's own scalar conversions (YAML 1.1 ints: ``0x1F``, ``1_000``; floats; yes/no), without its loader.
+_SCALARS = yaml.constructor.SafeConstructor()
+
 
 def safe_load(data: str | bytes) -> Any:
-    """``yaml.safe_load``, with libyaml's loader when it is there (config files, check texts, data tables)."""
+    """``yaml.safe_load``, with libyaml's loader when it is there: for mamoru's own data files only."""
     return yaml.load(data, Loader=SAFE_LOADER)  # noqa: S506 - the safe loader
 
 
 def read_config_bytes(path: Path, *, limit: int = MAX_CONFIG_BYTES, what: str = "config file") -> bytes:
-    """A user-named input file, bounded: a missing, unreadable or oversized file is a ConfigError (exit 2)."""
+    """A user-named input file, bounded: a missing, unreadable or oversized file is a ConfigError (exit 2).
+
+    The size is taken from the open file before reading, so a 50 GB file is refused without reading half a
+    gigabyte first; the read stays bounded anyway (a pipe or a device has no size, a file may grow).
+    """
     try:
         with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+                raise ConfigError(f"{path}: {st.st_size} bytes, larger than {limit}; not a {what}")
             data = fh.read(limit + 1)
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: no such file") from e
@@ -42,14 +87,20 @@ def read_config_bytes(path: Path, *, limit: int = MAX_CONFIG_BYTES, what: str = 
     return data
 
 
+def load_config_yaml(path: str | Path, *, what: str = "config file") -> tuple[Any, yaml.Node | None]:
+    """A user's YAML file as JSON data plus its node tree (for lines), or a ConfigError naming file and line."""
+    p = Path(path)
+    return parse_yaml(read_config_bytes(p, what=what), str(p))
+
+
 def parse_yaml(data: bytes, source: str) -> tuple[Any, yaml.Node | None]:
+    """The hardened parse of ``load_config_yaml``, for bytes already read (the policy hashes them too)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise ConfigError(f"{source}:{line}: not valid UTF-8") from None
     try:
-        value = safe_load(text)
         node = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -57,7 +108,99 @@ def parse_yaml(data: bytes, source: str) -> tuple[Any, yaml.Node | None]:
         raise ConfigError(f"{where}: YAML syntax error: {e.problem or e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: YAML error: {e}") from None
-    return value, node
+    except RecursionError:  # the pure-Python composer, without libyaml's nesting limit
+        raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels; not a config file") from None
+    if node is None:
+        return None, None
+    return _Builder(source, text).build(node, (), 0), node
+
+
+class _Builder:
+    """One walk over a composed tree: JSON data out, or the first thing that is not, with its line."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self.text = text
+        self.seen: set[int] = set()
+
+    def fail(self, node: yaml.Node, path: Sequence[Any], why: str) -> ConfigError:
+        where = ".".join(map(str, path))
+        return ConfigError(f"{self.source}:{node.start_mark.line + 1}: {where + ': ' if where else ''}{why}")
+
+    def build(self, node: yaml.Node, path: tuple[Any, ...], depth: int) -> Any:
+        if id(node) in self.seen:
+            raise self.alias_error(path)
+        self.seen.add(id(node))
+        if depth > MAX_DEPTH:
+            raise self.fail(node, path, f"nested deeper than {MAX_DEPTH} levels; not a config file")
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+            return self.mapping(node, path, depth)
+        raise self.fail(node, path, f"{_tag_name(node.tag)} is not accepted in a config file "
+                                    "(lists and mappings of text, numbers, true/false and null only)")
+
+    def mapping(self, node: yaml.MappingNode, path: tuple[Any, ...], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        lines: dict[str, int] = {}
+        for knode, vnode in node.value:
+            if id(knode) in self.seen:
+                raise self.alias_error(path)
+            self.seen.add(id(knode))
+            if knode.tag == _MERGE:
+                raise self.fail(knode, path, "YAML merge keys (<<) are not accepted in a config file: "
+                                             "write the keys out")
+            if not isinstance(knode, yaml.ScalarNode) or knode.tag not in _TEXT_TAGS:
+                shown = repr(knode.value) if isinstance(knode, yaml.ScalarNode) else "a list or mapping"
+                raise self.fail(knode, path, f"key {shown} is not text: keys are names (quote it if it is "
+                                             "one: '1':, 'yes':)")
+            key: str = knode.value
+            line = knode.start_mark.line + 1
+            if key in lines:
+                raise self.fail(knode, (*path, key), f"duplicate key (first at line {lines[key]}); YAML would "
+                                                     "silently keep only the last one: keep one of them")
+            lines[key] = line
+            out[key] = self.build(vnode, (*path, key), depth + 1)
+        return out
+
+    def scalar(self, node: yaml.ScalarNode, path: tuple[Any, ...]) -> Any:
+        tag = node.tag
+        if tag in _TEXT_TAGS:
+            return node.value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return _SCALARS.construct_yaml_bool(node)
+        if tag == _INT:
+            try:
+                return _SCALARS.construct_yaml_int(node)
+            except ValueError:  # beyond int()'s digit limit
+                raise self.fail(node, path, "number too long") from None
+        if tag == _FLOAT:
+            number = _SCALARS.construct_yaml_float(node)
+            if not math.isfinite(number):
+                raise self.fail(node, path, "not a finite number (.nan and .inf are not JSON numbers)")
+            return number
+        raise self.fail(node, path, f"{_tag_name(tag)} is not accepted in a config file "
+                                    "(text, numbers, true/false and null only; quote it if it is text)")
+
+    def alias_error(self, path: Sequence[Any]) -> ConfigError:
+        """A node reached twice is an alias; find the first alias's own line (rare path: parse events again)."""
+        line, name = 0, ""
+        for event in yaml.parse(self.text, Loader=SAFE_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                name = event.anchor or ""
+                break
+        where = ".".join(map(str, path))
+        return ConfigError(f"{self.source}:{line}: {where + ': ' if where else ''}YAML alias *{name} is not "
+                           "accepted in a config file: write the value out where it is used")
+
+
+def _tag_name(tag: str) -> str:
+    return f"YAML type !!{tag.removeprefix(_T)}" if tag.startswith(_T) else f"YAML tag {tag}"
 
 
 def line_of(node: yaml.Node | None, path: Sequence[Any]) -> int | None:
@@ -122,10 +265,63 @@ def _resolve(schema: dict[str, Any], ref: str) -> Any:
     return node
 
 
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "list" if isinstance(value, list) else "mapping"
+
+
+def _quoted(values: Sequence[Any]) -> str:
+    return ", ".join(json.dumps(v, ensure_ascii=False) for v in values)
+
+
+def describe(err: Any, schema: dict[str, Any]) -> str:
+    """What a schema error expects, in words built from its kind: never the user's value.
+
+    jsonschema-rs's own message starts with the value (``"audit:Hunter2@10.0.0.5" does not match …``), and
+    a value can be a secret pasted into the wrong field; the key path and the line say which value it is.
+    """
+    kind = err.kind
+    name = kind.name
+    owner = _schema_at(schema, list(err.schema_path)[:-1])
+    about = f"; {owner['description']}" if isinstance(owner, dict) and owner.get("description") else ""
+    limits = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+              "exclusiveMaximum": "less than"}
+    sizes = {"minLength": ("at least", "characters"), "maxLength": ("at most", "characters"),
+             "minItems": ("at least", "entries"), "maxItems": ("at most", "entries"),
+             "minProperties": ("at least", "keys"), "maxProperties": ("at most", "keys")}
+    if name == "type":
+        types = " or ".join(f'"{t}"' for t in kind.types)
+        return f"is not of type {types} (it is {_json_type(err.instance)}){about}"
+    if name == "enum":
+        return f"is not one of the accepted values: {_quoted(kind.options)}{about}"
+    if name == "const":
+        return f"must be {json.dumps(kind.expected_value, ensure_ascii=False)}"
+    if name == "pattern":
+        return f"does not have the expected form (pattern {kind.pattern}){about}"
+    if name in limits:
+        return f"must be {limits[name]} {kind.limit}{about}"
+    if name in sizes:
+        most, unit = sizes[name]
+        return f"must have {most} {kind.limit} {unit}{about}"
+    if name == "required":
+        return f"the key {kind.property!r} is missing{about}"
+    if name == "additionalProperties" and kind.unexpected:
+        allowed = ", ".join(sorted(owner.get("properties", {}))) if isinstance(owner, dict) else ""
+        return f"unknown key {sorted(kind.unexpected)[0]!r} (allowed here: {allowed or 'none'})"
+    if name == "uniqueItems":
+        return "lists the same value twice"
+    return f"is not accepted here (schema keyword {name!r}){about}"
+
+
 def validate(value: Any, node: yaml.Node | None, schema: dict[str, Any], source: str) -> None:
     """Check ``value`` against a JSON Schema; the first error becomes a ConfigError naming file and line."""
-    import jsonschema_rs
-
     errors = schema_errors(value, schema)
     if not errors:
         return
@@ -134,12 +330,12 @@ def validate(value: Any, node: yaml.Node | None, schema: dict[str, Any], source:
     line = line_of(node, path)
     where = f"{source}:{line}" if line else source
     dotted = ".".join(str(p) for p in path) or "(top level)"
-    if isinstance(err.kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties) and err.kind.unexpected:
-        extra = sorted(err.kind.unexpected)
-        owner = _schema_at(schema, list(err.schema_path)[:-1])
-        allowed = ", ".join(sorted((owner or {}).get("properties", {}))) if isinstance(owner, dict) else ""
-        line = line_of(node, [*path, extra[0]]) or line
+    if err.kind.name == "additionalProperties" and err.kind.unexpected:
+        extra = sorted(err.kind.unexpected)[0]
+        line = line_of(node, [*path, extra]) or line
         where = f"{source}:{line}" if line else source
-        key = ".".join([*map(str, path), extra[0]])
-        raise ConfigError(f"{where}: unknown key {key!r} (allowed here: {allowed})")
-    raise ConfigError(f"{where}: {dotted}: {err.message}")
+        dotted = ".".join([*map(str, path), extra])
+        owner = _schema_at(schema, list(err.schema_path)[:-1])
+        allowed = ", ".join(sorted(owner.get("properties", {}))) if isinstance(owner, dict) else ""
+        raise ConfigError(f"{where}: unknown key {dotted!r} (allowed here: {allowed or 'none'})")
+    raise ConfigError(f"{where}: {dotted}: {describe(err, schema)}")
