@@ -11,8 +11,12 @@ from reports.model import Report
 
 def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: str) -> None:
     """Write the report atomically (signed when a key is given) before anything is printed, so a broken
-    terminal never costs the evidence."""
-    from reports.signing.publish import publish, publish_notes
+    terminal never costs the evidence.
+
+    A report that could be written but not linked to its predecessor is kept, shown and explained; only
+    then does the run end with ``ReportNotLinked`` (exit 3), so a script sees that the series needs a look.
+    """
+    from reports.signing.publish import ReportNotLinked, publish, publish_notes
 
     published = publish(report, output, key) if output is not None else None
     if not quiet:
@@ -23,3 +27,6 @@ def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: 
         note(f"report written to {output}")
         for line in publish_notes(published, key):
             note(line)
+        if published.link_error:
+            raise ReportNotLinked(f"the report was written to {output} but not linked to the report before it "
+                                  f"in its series")
