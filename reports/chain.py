@@ -134,7 +134,7 @@ def _read_one(path: Path) -> ReportFile | None:
             if size > MAX_REPORT_BYTES:
                 return ReportFile(path=path, data=head, doc=None,
                                   error=f"{size} bytes is larger than any report ({MAX_REPORT_BYTES})")
-            data = head + fh.read(MAX_REPORT_BYTES + 1 - len(head))
+            data = head + fh.read(max(0, size - len(head)))  # read(n) allocates n bytes first
         except OSError as e:
             return ReportFile(path=path, data=b"", doc=None, error=f"cannot read it ({e.strerror})")
     if not looks_like_report:

@@ -92,7 +92,7 @@ def publish(report: Report, output: str | os.PathLike[str], key: SigningKey | No
     try:
         return _publish(report, Path(output), key)
     except OSError as e:
-        raise ScanError(f"cannot write the report {output}: {e.strerror or e}") from None
+        raise ScanError(f"cannot write the report {printable(os.fspath(output))}: {e.strerror or e}") from None
 
 
 def _publish(report: Report, out: Path, key: SigningKey | None) -> Published:
@@ -162,10 +162,10 @@ def publish_notes(published: Published, key: SigningKey | None) -> list[str]:
         lines.append(f"removed {len(published.cleaned)} temp file(s) an interrupted run left: "
                      + ", ".join(printable(n) for n in published.cleaned))
     if published.signature is not None and key is not None:
-        lines.append(f"signature written to {published.signature} (Ed25519 key {key.fingerprint})")
+        lines.append(f"signature written to {printable(str(published.signature))} (Ed25519 key {key.fingerprint})")
     else:
         lines.append("the report is UNSIGNED: nobody can check it was not changed; use --sign-key KEY "
                      "(make one with: mamoru keygen)")
         if published.removed_stale_signature:
-            lines.append(f"removed the old {published.report}.sig, which belonged to an earlier report")
+            lines.append(f"removed the old {printable(str(published.report))}.sig, which belonged to an earlier report")
     return lines
