@@ -97,16 +97,13 @@ def parse_json(data: bytes) -> tuple[Any, str]:
 
 def _open_regular(path: Path) -> tuple[int, int] | None:
     """(fd, size) of a regular file, opened without blocking (a FIFO swapped in after the listing would
-    otherwise hang the scan); None when it is something else or cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
+    otherwise hang the scan); None when it is something else. Raises OSError when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         st = os.fstat(fd)
     except OSError:
         os.close(fd)
-        return None
+        raise
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         return None
@@ -120,7 +117,12 @@ def _read_one(path: Path) -> ReportFile | None:
     recognised from its first bytes and never parsed. One that begins like a report, or has a ``.sig``,
     but cannot be read as one is a damaged report.
     """
-    opened = _open_regular(path)
+    try:
+        opened = _open_regular(path)
+    except OSError as e:
+        if Path(f"{path}{SIG_SUFFIX}").exists():
+            return ReportFile(path=path, data=b"", doc=None, error=f"cannot read it ({e.strerror})")
+        return None
     if opened is None:
         return None
     fd, size = opened
@@ -207,7 +209,10 @@ def _file_key(path: Path) -> list[int] | None:
 
 
 def _load_index(directory: Path) -> dict[str, Any]:
-    opened = _open_regular(directory / INDEX_NAME)
+    try:
+        opened = _open_regular(directory / INDEX_NAME)
+    except OSError:
+        return {}
     if opened is None:
         return {}
     fd, size = opened
