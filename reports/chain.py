@@ -20,9 +20,13 @@ import functools
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from agent.errors import ConfigError
 
 SIG_SUFFIX = ".sig"
 REPORT_SCHEMA_PREFIX = "mamoru-report/"
@@ -70,33 +74,91 @@ class ReportFile:
         return prev if isinstance(prev, dict) else None
 
 
-def _read_one(path: Path) -> ReportFile | None:
-    """A ``*.json`` file as a report (or a damaged one that has a ``.sig``); None for someone else's file.
+#: How every report begins (``render_json``: ``{`` then ``"schema": "mamoru-report/…"`` first, indented or
+#: not). Checked on the first bytes before anything is parsed, so that a large or hostile JSON file beside
+#: the reports costs one small read, not a parse.
+_REPORT_START = re.compile(rb'\A\s*\{\s*"schema"\s*:\s*"' + re.escape(REPORT_SCHEMA_PREFIX.encode()))
+_HEAD_BYTES = 4096
 
-    A JSON file that is not a mamoru report and has no signature beside it is someone else's file.
+
+def parse_json(data: bytes) -> tuple[Any, str]:
+    """``json.loads`` that never raises: (document, "") or (None, why not).
+
+    Nesting deeper than the interpreter's recursion limit (a 4 KB file of brackets) raises RecursionError
+    in ``json.loads``; it is a malformed file like any other, not a crash.
     """
     try:
-        if path.stat().st_size > MAX_REPORT_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    signed = Path(f"{path}{SIG_SUFFIX}").exists()
-    try:
-        doc = json.loads(data)
+        return json.loads(data), ""
     except (ValueError, UnicodeDecodeError) as e:
-        return ReportFile(path=path, data=data, doc=None, error=f"not valid JSON ({e})") if signed else None
+        return None, f"not valid JSON ({e})"
+    except RecursionError:
+        return None, "not valid JSON (nested too deeply)"
+
+
+def _open_regular(path: Path) -> tuple[int, int] | None:
+    """(fd, size) of a regular file, opened without blocking (a FIFO swapped in after the listing would
+    otherwise hang the scan); None when it is something else. Raises OSError when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return fd, st.st_size
+
+
+def _read_one(path: Path) -> ReportFile | None:
+    """A ``*.json`` file as a report (or a damaged one); None for someone else's file.
+
+    A file that neither begins like a mamoru report nor has a signature beside it is someone else's: it is
+    recognised from its first bytes and never parsed. One that begins like a report, or has a ``.sig``,
+    but cannot be read as one is a damaged report.
+    """
+    try:
+        opened = _open_regular(path)
+    except OSError as e:
+        if Path(f"{path}{SIG_SUFFIX}").exists():
+            return ReportFile(path=path, data=b"", doc=None, error=f"cannot read it ({e.strerror})")
+        return None
+    if opened is None:
+        return None
+    fd, size = opened
+    signed = Path(f"{path}{SIG_SUFFIX}").exists()
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            head = fh.read(_HEAD_BYTES)
+            looks_like_report = _REPORT_START.match(head) is not None
+            if not looks_like_report and not signed:
+                return None
+            if size > MAX_REPORT_BYTES:
+                return ReportFile(path=path, data=head, doc=None,
+                                  error=f"{size} bytes is larger than any report ({MAX_REPORT_BYTES})")
+            data = head + fh.read(max(0, size - len(head)))  # read(n) allocates n bytes first
+        except OSError as e:
+            return ReportFile(path=path, data=b"", doc=None, error=f"cannot read it ({e.strerror})")
+    if not looks_like_report:
+        return ReportFile(path=path, data=data, doc=None, error="it does not begin like a mamoru report")
+    doc, why = parse_json(data)
+    if doc is None:
+        return ReportFile(path=path, data=data, doc=None, error=why)
     if isinstance(doc, dict) and str(doc.get("schema", "")).startswith(REPORT_SCHEMA_PREFIX):
         return ReportFile(path=path, data=data, doc=doc)
-    return ReportFile(path=path, data=data, doc=None, error="not a mamoru report") if signed else None
+    return ReportFile(path=path, data=data, doc=None, error="not a mamoru report")
 
 
 def _candidates(directory: str | Path) -> list[Path]:
-    return [p for p in sorted(Path(directory).glob("*.json")) if not p.name.startswith(".") and p.is_file()]
+    """The ``*.json`` names in ``directory``; raises OSError when it cannot be listed (glob would say
+    "empty", and a new report would then silently start a new series)."""
+    with os.scandir(directory) as it:
+        names = sorted(e.name for e in it if e.name.endswith(".json") and not e.name.startswith("."))
+    return [Path(directory) / n for n in names]
 
 
 def read_reports(directory: str | Path) -> list[ReportFile]:
-    """Every ``*.json`` mamoru report in ``directory`` (not recursive), plus damaged ones that have a ``.sig``."""
+    """Every ``*.json`` mamoru report in ``directory`` (not recursive), plus damaged ones."""
     return [r for r in map(_read_one, _candidates(directory)) if r is not None]
 
 
@@ -148,10 +210,18 @@ def _file_key(path: Path) -> list[int] | None:
 
 def _load_index(directory: Path) -> dict[str, Any]:
     try:
-        raw = (directory / INDEX_NAME).read_bytes()
-        doc = json.loads(raw) if len(raw) <= MAX_REPORT_BYTES else None
-    except (OSError, ValueError, UnicodeDecodeError):
+        opened = _open_regular(directory / INDEX_NAME)
+    except OSError:
         return {}
+    if opened is None:
+        return {}
+    fd, size = opened
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            raw = fh.read() if size <= MAX_REPORT_BYTES else b""
+        except OSError:
+            return {}
+    doc = parse_json(raw)[0]
     files = doc.get("files") if isinstance(doc, dict) and doc.get("schema") == _INDEX_SCHEMA else None
     return dict(files) if isinstance(files, dict) else {}
 
@@ -209,20 +279,47 @@ def series_lock(directory: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
-def find_previous(directory: str | Path, scope: str) -> tuple[dict[str, str] | None, list[str]]:
-    """The link to the newest report of ``scope`` in ``directory`` (None for the first), and warnings."""
+def _newest(entries: list[_Entry]) -> tuple[_Entry, list[_Entry]]:
+    """The newest report of a series (the head no other report points to; the latest by finish time when
+    there are several) and all its heads."""
+    referenced = {e.previous_sha256 for e in entries if e.previous_sha256}
+    heads = [e for e in entries if e.sha256 not in referenced] or entries
+    return max(heads, key=lambda e: (e.finished, e.started, e.name)), heads
+
+
+def find_previous(directory: str | Path, scope: str, *, signed: bool = False
+                  ) -> tuple[dict[str, str] | None, list[str]]:
+    """The link to the newest report of ``scope`` in ``directory`` (None for the first), and warnings.
+
+    With ``signed`` (the new report will be signed), a series in which some report is signed only links
+    onto signed reports: a report without its ``.sig`` (a scan killed between the two, or one added
+    unsigned) would otherwise enter the signed chain for good. The new report then follows the newest
+    signed one, and the warning names the unsigned one, which ``verify --chain`` shows as unsigned.
+    """
+    from reports.safe_text import printable
+
+    where = printable(str(directory))
     series = [e for e in _series_entries(Path(directory)) if e.scope == scope]
     if not series:
         return None, []
-    referenced = {e.previous_sha256 for e in series if e.previous_sha256}
-    heads = [e for e in series if e.sha256 not in referenced] or series
-    newest = max(heads, key=lambda e: (e.finished, e.started, e.name))
     warnings = []
+    newest, heads = _newest(series)
+    if signed:
+        with_sig = [e for e in series if (Path(directory) / f"{e.name}{SIG_SUFFIX}").exists()]
+        if with_sig:
+            skipped = newest
+            newest, heads = _newest(with_sig)
+            if skipped not in with_sig:
+                warnings.append(f"{printable(skipped.name)} (run {printable(skipped.run_id)}) has no signature "
+                                f"although this series is signed (a scan stopped before its signature was "
+                                f"written, or a report added unsigned): not linking onto it; this report follows "
+                                f"{printable(newest.name)}, the newest signed report; check the series with: "
+                                f"mamoru verify --chain {where}")
     if len(heads) > 1:
-        names = ", ".join(e.name for e in heads)
-        warnings.append(f"the series in {directory} has {len(heads)} newest reports ({names}); linking to "
-                        f"{newest.name}, the latest by its finish time; check it with: mamoru verify --chain "
-                        f"{directory}")
+        names = ", ".join(printable(e.name) for e in heads)
+        warnings.append(f"the series in {where} has {len(heads)} newest reports ({names}); linking to "
+                        f"{printable(newest.name)}, the latest by its finish time; check it with: mamoru verify "
+                        f"--chain {where}")
     return {"sha256": newest.sha256, "run_id": newest.run_id, "file": newest.name}, warnings
 
 
@@ -252,7 +349,10 @@ LAST = "\uffff"  # orders after every timestamp
 def verify_chain(directory: str | Path, check_signature: Callable[[ReportFile], str | None],
                  *, scope: str | None = None) -> ChainResult:
     """Check every signature (``check_signature`` returns None or why not) and every link."""
-    everything = read_reports(directory)
+    try:
+        everything = read_reports(directory)
+    except OSError as e:
+        raise ConfigError(f"--chain {directory}: cannot list it ({e.strerror})") from None
     if scope is not None:
         everything = [r for r in everything if r.doc is None or r.scope == scope]
     by_sha = {r.sha256: r for r in everything}

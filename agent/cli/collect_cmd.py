@@ -6,7 +6,6 @@ client's policy, as often as needed, without going back to the machines.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -46,10 +45,9 @@ def collect(targets: tuple[str, ...], output: str, policy_path: str | None, chec
 
     check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
     chosen = select_checks(ids=check_ids, guideline=guideline)
-    if Path(output).is_dir():
-        raise click.UsageError(f"--output {output} is a directory")
-    if not Path(output).resolve().parent.is_dir():
-        raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} does not exist")
+    from reports.atomic import check_writable_output
+
+    check_writable_output(output, series=False)  # refused now (exit 2), not after the collection
     wanted = needed_collectors(chosen, collectors(n for c in chosen for n in c.needs), active=active_tests)
     run_id, started = new_run_id(), now_iso()
     fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet)

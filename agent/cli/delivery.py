@@ -11,8 +11,13 @@ from reports.model import Report
 
 def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: str) -> None:
     """Write the report atomically (signed when a key is given) before anything is printed, so a broken
-    terminal never costs the evidence."""
-    from reports.signing.publish import publish, publish_notes
+    terminal never costs the evidence.
+
+    A report that could be written but not linked to its predecessor is kept, shown and explained; only
+    then does the run end with ``ReportNotLinked`` (exit 3), so a script sees that the series needs a look.
+    """
+    from reports.safe_text import printable
+    from reports.signing.publish import ReportNotLinked, publish, publish_notes
 
     published = publish(report, output, key) if output is not None else None
     if not quiet:
@@ -20,6 +25,9 @@ def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: 
 
         render_terminal(report, lang=lang, file=sys.stdout)
     if published is not None:
-        note(f"report written to {output}")
+        note(f"report written to {printable(str(output))}")
         for line in publish_notes(published, key):
             note(line)
+        if published.link_error:
+            raise ReportNotLinked(f"the report was written to {printable(str(output))} but not linked to the report "
+                                  f"before it in its series")

@@ -42,8 +42,10 @@ def evaluate(bundle_path: str, policy_path: str | None, output: str | None, chec
     bundle = load_bundle(bundle_path)
     policy = load_policy(policy_path)
     chosen = select_checks(ids=check_ids, guideline=guideline)
-    if output is not None and Path(output).is_dir():
-        raise click.UsageError(f"--output {output} is a directory")
+    if output is not None:  # what could not be written at the end is refused now (exit 2)
+        from reports.atomic import check_writable_output
+
+        check_writable_output(output)
     if sign_key is not None and output is None:
         raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
     key = load_key_for_cli(sign_key) if sign_key is not None else None

@@ -67,12 +67,12 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
     policy = load_policy(policy_path)
     check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
     chosen = select_checks(ids=check_ids, guideline=guideline)
-    if output is not None and Path(output).is_dir():
-        raise click.UsageError(f"--output {output} is a directory")
+    if output is not None:  # what could not be written at the end is refused now (exit 2), not after the scan
+        from reports.atomic import check_writable_output
+
+        check_writable_output(output)
     if sign_key is not None and output is None:
         raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
-    if output is not None and not Path(output).resolve().parent.is_dir():
-        raise click.UsageError(f"--output {output}: the directory {Path(output).resolve().parent} does not exist")
     key = None
     if sign_key is not None:  # a bad key fails before the scan
         from agent.cli.keygen_cmd import load_key_for_cli
