@@ -211,19 +211,19 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     libs = [PythonRegistry(), Regipy()]
-    print(f"| hive | MB | parser | open ms | lookups ms | walk ms | keys | values | garbage names | walk error |")
+    print("| hive | MB | parser | open ms | lookups ms | walk ms | keys | values | garbage names | walk error |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     answers: dict[str, dict[str, Any]] = {}
     damaged: dict[str, str] = {}
     for label, file in HIVES.items():
         data = lzma.decompress((CORPUS / file).read_bytes())
         for lib in libs:
-            t_open, hive = timed(lambda lib=lib: lib.open(data), args.runs)
+            t_open, hive = timed(lambda lib=lib, data=data: lib.open(data), args.runs)
             if isinstance(hive, Exception):
                 print(f"| {label} | {len(data) / 2**20:.1f} | {lib.name} | {t_open * 1000:.1f} | open failed: "
                       f"{type(hive).__name__} | | | | | |")
                 continue
-            t_look, found = timed(lambda lib=lib, hive=hive: run_lookups(lib, hive, label), args.runs)
+            t_look, found = timed(lambda lib=lib, hive=hive, label=label: run_lookups(lib, hive, label), args.runs)
             answers.setdefault(label, {})[lib.name] = found
             if label == "SYSTEM (corrupted)":
                 try:

@@ -169,7 +169,8 @@ def ac01_windows(facts: FactSet, policy: Policy) -> Verdict:
                                 "profiles": {}}
     start = dword(value(fw["service"], "Start"))
     if start == DISABLED:
-        return Verdict(status=Status.FAIL, message="win_fail", params={"problems": ["the firewall service (MpsSvc) is disabled"]},
+        return Verdict(status=Status.FAIL, message="win_fail",
+                       params={"problems": ["the firewall service (MpsSvc) is disabled"]},
                        evidence=evidence, expected=expected)
     unknown = [p for p in (problem(fw["service"]),) if p]
     if fw["service"].get("status") == "missing":
@@ -305,8 +306,8 @@ def lg02_windows(facts: FactSet, policy: Policy) -> Verdict:
     mb = round((s["MaxSize_bytes"] or 0) / 2**20, 1)
     files = s["files"]
     if files is None:
-        return error("the oldest record of the live Security log was not read", "稼働中の Security ログの最古の記録を読めていません",
-                     evidence=s, expected=expected)
+        return error("the oldest record of the live Security log was not read",
+                     "稼働中の Security ログの最古の記録を読めていません", evidence=s, expected=expected)
     if not files.get("present"):
         return Verdict(status=Status.ERROR, message="win_no_evtx", params={"mb": mb, "log": files.get("log")},
                        evidence=s, expected=expected)
