@@ -67,6 +67,7 @@ def test_platform_from_the_system_hive_with_case_insensitive_names(tmp_path: Pat
     assert (info7.system, info7.hostname) == ("windows", "WKS-WIN732BITA")
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_platform_version_from_software(tmp_path: Path) -> None:
     info = target(build_tree(tmp_path, software=profile_list())).platform()
     assert info.os_string() == "Windows 10 Pro 22H2 (build 19045)"
@@ -94,6 +95,7 @@ def test_values_are_typed_and_missing_keys_are_answers(tmp_path: Path) -> None:
     assert binary.fact()["values"]["Guid"] == {"type": "REG_BINARY", "value": "d588dcf89edbb644be3415db95857b96"}
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_current_control_set_comes_from_select_current(tmp_path: Path) -> None:
     root = build_tree(tmp_path, system=WIN7_SYSTEM, ntuser=False, sam=False)
     set_values(root / "Windows/System32/config/SYSTEM", "Select",
@@ -115,6 +117,7 @@ def test_missing_and_corrupted_hives_are_errors_of_their_own_kind(tmp_path: Path
     assert sam.status == "error" and sam.error is not None and sam.error.kind == "hive_corrupted"
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_users_resolved_by_sid_through_profile_list(tmp_path: Path) -> None:
     reader = target(build_tree(tmp_path, software=profile_list())).registry()
     [user] = reader.users()  # S-1-5-18 is not a person
@@ -140,6 +143,7 @@ def test_decode_rejects_short_numbers() -> None:
 # -- judges on the corpus hives --------------------------------------------------------------------------
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_win10_image_statuses(tmp_path: Path) -> None:
     found = scan(build_tree(tmp_path, software=profile_list()))
     ph = found["PH-01"]
@@ -157,6 +161,7 @@ def test_win10_image_statuses(tmp_path: Path) -> None:
     assert found["IA-03"].status == "fail" and "never locked" in found["IA-03"].message["en"]
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_win7_security_log_is_archived_when_full(tmp_path: Path) -> None:
     found = scan(build_tree(tmp_path, system=WIN7_SYSTEM, software=profile_list()), checks=("LG-02", "LG-04", "AC-01"))
     assert found["LG-02"].status == "pass" and "archived" in found["LG-02"].message["en"]
@@ -165,6 +170,7 @@ def test_win7_security_log_is_archived_when_full(tmp_path: Path) -> None:
     assert found["AC-01"].status == "pass"
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_security_evtx_in_the_image_turns_the_question_to_a_person(tmp_path: Path) -> None:
     root = build_tree(tmp_path, software=profile_list())
     logs = root / "Windows/System32/winevt/Logs"
@@ -181,6 +187,7 @@ def test_without_software_policy_dependent_checks_cannot_tell(tmp_path: Path) ->
     assert found["TX-05"].status == "fail"  # SMBv1 lives in SYSTEM only
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_group_policy_wins_over_local_settings(tmp_path: Path) -> None:
     software = profile_list() | {
         r"Policies\Microsoft\WindowsFirewall\PublicProfile": [("EnableFirewall", "dword:0x00000000")]}
@@ -188,6 +195,7 @@ def test_group_policy_wins_over_local_settings(tmp_path: Path) -> None:
     assert found["AC-01"].status == "fail" and "public profile off (policy)" in found["AC-01"].message["en"]
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_machine_inactivity_lock_passes_ph01(tmp_path: Path) -> None:
     software = profile_list() | {
         r"Microsoft\Windows\CurrentVersion\Policies\System": [("InactivityTimeoutSecs", "dword:0x0000012c")]}
@@ -198,6 +206,7 @@ def test_machine_inactivity_lock_passes_ph01(tmp_path: Path) -> None:
     assert scan(build_tree(tmp_path / "off", software=off), checks=("PH-01",))["PH-01"].status == "fail"
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_user_screen_saver_policy_passes_ph01(tmp_path: Path) -> None:
     root = build_tree(tmp_path, software=profile_list())
     add_keys(root / f"Users/{USER_FOLDER}/NTUSER.DAT", {
@@ -208,6 +217,7 @@ def test_user_screen_saver_policy_passes_ph01(tmp_path: Path) -> None:
     assert ph.status == "pass", ph.message
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_corrupted_system_hive_is_error_never_pass_never_a_crash(tmp_path: Path) -> None:
     found = scan(build_tree(tmp_path, system=CORRUPTED_SYSTEM, software=profile_list()))
     for cid in ("AC-01", "TX-05", "LG-02", "LG-04"):
@@ -219,6 +229,7 @@ def test_corrupted_system_hive_is_error_never_pass_never_a_crash(tmp_path: Path)
 # -- the CLI ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.needs_service  # hivexsh writes the SOFTWARE hive (or edits a copy)
 def test_full_cli_scan_of_a_win10_image(tmp_path: Path, run_cli: Any) -> None:
     root = build_tree(tmp_path / "img", software=profile_list())
     rc, doc, _, _ = run_cli("scan", "--target", f"rootfs:{root}", "--lang", "en")
