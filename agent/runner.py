@@ -255,7 +255,7 @@ def evaluate_target(tf: TargetFacts, checks: Sequence[Check], policy: Policy) ->
                 guideline=list(check.meta.guideline),
                 title=check.meta.title.as_dict(),
                 message=message.as_dict(),
-                remediation=check.meta.remediation.as_dict(),
+                remediation=check.meta.messages.get(f"remediation_{tf.system}", check.meta.remediation).as_dict(),
                 evidence=evidence,
                 expected=expected,
                 duration_ms=round(judge_ms + collect_ms, 3),

@@ -13,7 +13,10 @@ import abc
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from agent.targets.registry import RegistryReader
 
 #: Largest file a collector may read in one call. Config files are small; a
 #: 50 MB "sshd_config" is an attack or an accident, never something to parse.
@@ -183,6 +186,14 @@ class Target(abc.ABC):
         makes a remote scan fast; elsewhere there is nothing to gain and this does nothing. Never raises for
         a path: its error comes from the call that asks for it, exactly as without the hint.
         """
+
+    def registry(self) -> RegistryReader:
+        """The Windows registry (hive files offline, winreg live): one reader per target, shared by collectors.
+
+        Raises RegistryUnavailable on kinds that have none (see ``agent/targets/registry.py``)."""
+        from agent.targets.registry import open_registry
+
+        return self.shared("windows-registry", lambda: open_registry(self))
 
     def readlink(self, path: str) -> str:
         """Where a symbolic link points (e.g. ``/proc/PID/exe``). Kinds that cannot tell raise FileUnreadable."""

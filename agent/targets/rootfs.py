@@ -8,6 +8,7 @@ directory has no processes, and pretending otherwise would invent facts.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import posixpath
@@ -149,6 +150,11 @@ class RootfsTarget(FilesystemTarget):
         return self._walk(path, last, follow=False)
 
     def platform(self) -> PlatformInfo:
+        from agent.targets.registry_offline import windows_platform
+
+        windows = windows_platform(self)  # Windows/System32/config/SYSTEM in the image
+        if windows is not None:
+            return windows if windows.hostname else dataclasses.replace(windows, hostname=posixpath.basename(self.root))
         osr: dict[str, str] = {}
         for candidate in ("/etc/os-release", "/usr/lib/os-release"):
             try:
