@@ -71,6 +71,8 @@ class Saved:
 
     facts: TargetFacts
     policy: Mapping[str, Any]
+    source: str = ""  # the bundle file, named when two targets of a run share an id
+    partial: bool = False  # the bundle's own collection was interrupted
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -78,6 +80,8 @@ class FleetRun:
     facts: list[TargetFacts]
     policies: dict[str, Mapping[str, Any]]  # target id -> policy overrides
     interrupted: bool = False
+    #: Not everything was gathered: this run was interrupted, or a bundle in it was.
+    partial: bool = False
 
     def policy_for(self, base: Policy) -> Callable[[TargetFacts], Policy]:
         return lambda tf: base.overlay(self.policies.get(tf.id, {}))
@@ -98,7 +102,6 @@ def _ssh_options(settings: RemoteSettings, **own: Any) -> dict[str, Any]:
 
 def plan(targets: Sequence[str], inventory: str | None, settings: RemoteSettings) -> list[Job | Saved]:
     """Every target of the run, in order, before any connection is made (bad input fails here, exit 2)."""
-    from agent.errors import ConfigError
 
     items: list[Job | Saved] = []
     specs = list(targets) or ([] if inventory else ["local"])
@@ -108,9 +111,8 @@ def plan(targets: Sequence[str], inventory: str | None, settings: RemoteSettings
         scheme = scheme_of(spec)
         if scheme == "bundle":
             from agent.targets.bundle import bundle_path
-            from reports.bundle import load_bundle
 
-            items += [Saved(facts=t.facts, policy=t.policy) for t in load_bundle(bundle_path(spec)).targets]
+            items += saved_targets(bundle_path(spec))
         elif scheme == "ssh":
             from agent.targets.ssh_connect import SSHAddress
 
@@ -132,13 +134,46 @@ def plan(targets: Sequence[str], inventory: str | None, settings: RemoteSettings
                 own["jump_identity_file"] = t.jump.identity_file
             items.append(Job(spec=t.spec, id=t.name, options=_ssh_options(settings, **own), tags=dict(t.tags),
                              policy=dict(t.policy), connect_timeout=ct * 4 + _OUTER_GRACE))
-    seen: set[str] = set()
+    check_unique(items)
+    return items
+
+
+def saved_targets(path: str) -> list[Saved]:
+    """The targets of one bundle, ready to judge, for ``scan --target bundle:FILE`` and ``evaluate`` alike:
+    facts gathered by another version of a collector become errors here (``check_versions``), so one stale
+    bundle never gives ``fail`` in one command and ``error`` in the other."""
+    from agent.registry import collectors
+    from reports.bundle import check_versions, load_bundle
+
+    bundle = load_bundle(path)
+    named = {cid for t in bundle.targets for cid in t.facts.facts}
+    check_versions(bundle, {c.id: c.version for c in collectors(sorted(named)).values()})
+    return [Saved(facts=t.facts, policy=t.policy, source=path, partial=bundle.partial) for t in bundle.targets]
+
+
+def check_unique(items: Sequence[Job | Saved]) -> None:
+    """One id, one machine: two targets sharing an id could not be told apart in the report (exit 2).
+
+    Ids are never made unique by renaming (``host#2``): which machine got the suffix would depend on the
+    order of the arguments, so two reports of the same bundles could disagree on who is who. The message
+    names where each came from; ``mamoru collect --name`` gives a bundle's target its own id.
+    """
+    from agent.errors import ConfigError
+
+    seen: dict[str, Job | Saved] = {}
     for item in items:
         label = item.label if isinstance(item, Job) else item.facts.id
-        if label in seen:
-            raise ConfigError(f"target {label!r} appears twice in this run")
-        seen.add(label)
-    return items
+        first = seen.get(label)
+        if first is None:
+            seen[label] = item
+            continue
+        if isinstance(first, Saved) and isinstance(item, Saved):
+            where = (f"in {first.source} and in {item.source}" if first.source != item.source
+                     else f"twice in {item.source}")
+            raise ConfigError(f"target {label!r} appears {where}: two machines cannot share an id in one report; "
+                              f"collect one of them again with mamoru collect --name NAME")
+        raise ConfigError(f"target {label!r} appears twice in this run"
+                          + "".join(f" (in {it.source})" for it in (first, item) if isinstance(it, Saved)))
 
 
 class _Silent:
@@ -228,7 +263,8 @@ def collect_fleet(items: Sequence[Job | Saved], collectors: Sequence[Collector],
             assert isinstance(it, Job)  # saved facts are always there
             facts.append(_interrupted(it, i in started))
     policies = {tf.id: it.policy for tf, it in zip(facts, items, strict=True)}
-    return FleetRun(facts=facts, policies=policies, interrupted=interrupted)
+    partial = interrupted or any(isinstance(it, Saved) and it.partial for it in items)
+    return FleetRun(facts=facts, policies=policies, interrupted=interrupted, partial=partial)
 
 
 def _in_threads(jobs: list[tuple[int, Job]], collectors: Sequence[Collector], policy: Policy | None, workers: int,

@@ -26,7 +26,7 @@ import agent
 from agent.config.policy import Policy
 from agent.targets import open_target
 from agent.targets.base import Target, TargetError
-from checks.base import Check, FactSet, Status, common_texts
+from checks.base import Check, FactSet, Status, Text, common_texts
 from collectors.base import Collector, CollectorError
 from reports.model import Finding, Report, RunInfo, TargetRecord
 
@@ -220,25 +220,46 @@ def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+#: Why a target that was reached still cannot be judged (reports/schema: targets[].reason), each with its
+#: sentence in checks/meta/_common.yaml.
+UNJUDGEABLE_REASONS = ("platform_unknown", "nothing_applicable")
+
+
+def unjudgeable(tf: TargetFacts, checks: Sequence[Check]) -> tuple[str, Text] | None:
+    """Why nothing can be judged on a target that was reached: its system is not recognised, or none of the
+    chosen checks applies to its system (a Windows image, an empty directory, a Wi-Fi survey with ``--check
+    IA-01``). Each check alone would say ``not_applicable``; together that is a clean bill for a target the
+    scan told nothing about, so the target is an ``error`` instead, with the reason."""
+    if tf.status == "error":
+        return None  # already an error, with its own reason
+    if tf.system == "unknown":
+        return "platform_unknown", common_texts()["platform_unknown"]
+    if not any(tf.system in c.meta.platforms for c in checks):
+        return "nothing_applicable", common_texts()["nothing_applicable"].format({"platform": tf.system})
+    return None
+
+
 def evaluate_target(tf: TargetFacts, checks: Sequence[Check], policy: Policy) -> list[Finding]:
     """Judge one target's facts. Pure: the same facts and policy always give the same findings."""
     data = {k: r.data for k, r in tf.facts.items() if r.error is None}
     errors = {k: r.error for k, r in tf.facts.items() if r.error is not None}
     facts = FactSet(data, errors)
+    problem = unjudgeable(tf, checks)
     findings = []
     for check in checks:
         t0 = time.perf_counter()
+        evidence: Any = None
+        expected: Any = None
         if tf.status == "error":
             outcome_status = Status.ERROR
             message = common_texts()["facts_unavailable"].format(
                 {"reason_ja": tf.error or "", "reason_en": tf.error or ""}
             )
-            evidence: Any = None
-            expected: Any = None
+        elif problem is not None:
+            outcome_status, message = Status.ERROR, problem[1]
         elif tf.system not in check.meta.platforms:
             outcome_status = Status.NOT_APPLICABLE
             message = common_texts()["platform_unsupported"].format({"platform": tf.system})
-            evidence, expected = None, None
         else:
             outcome = check.evaluate(facts, policy)
             outcome_status, message, evidence, expected = (
@@ -264,12 +285,16 @@ def evaluate_target(tf: TargetFacts, checks: Sequence[Check], policy: Policy) ->
     return findings
 
 
-def target_record(tf: TargetFacts) -> TargetRecord:
-    status = tf.status
-    if status == "ok" and tf.facts and any(r.error for r in tf.facts.values()):
+def target_record(tf: TargetFacts, checks: Sequence[Check]) -> TargetRecord:
+    """The report's line for a target; ``checks`` are the chosen ones (see ``unjudgeable``)."""
+    status, error, reason = tf.status, tf.error, tf.reason
+    problem = unjudgeable(tf, checks)
+    if problem is not None:
+        status, reason, error = "error", problem[0], problem[1].en
+    elif status == "ok" and tf.facts and any(r.error for r in tf.facts.values()):
         status = "partial"
-    reason = tf.reason or {"ok": None, "partial": "partial"}.get(status, "error")
-    return TargetRecord(id=tf.id, kind=tf.kind, hostname=tf.hostname, os=tf.os, status=status, error=tf.error,
+    reason = reason or {"ok": None, "partial": "partial"}.get(status, "error")
+    return TargetRecord(id=tf.id, kind=tf.kind, hostname=tf.hostname, os=tf.os, status=status, error=error,
                         machine_id=tf.machine_id, reason=reason, tags=dict(tf.tags))
 
 
@@ -299,7 +324,7 @@ def build_report(*, run_id: str, started: str, target_facts: Sequence[TargetFact
             scope=scope,
             partial=partial,
         ),
-        targets=[target_record(tf) for tf in target_facts],
+        targets=[target_record(tf, checks) for tf in target_facts],
         findings=findings,
     )
 

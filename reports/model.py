@@ -25,7 +25,8 @@ class TargetRecord:
     error: str | None = None
     machine_id: str = ""
     #: Why it is not ok, as a code: unreachable, auth_failed, host_key_unknown, host_key_changed, timeout,
-    #: sudo_refused, connection_lost, partial, interrupted, error. None when ok.
+    #: sudo_refused, connection_lost, partial, interrupted, error; platform_unknown and nothing_applicable
+    #: (reached, but nothing could be judged on it). None when ok.
     reason: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -97,3 +98,18 @@ class Report:
     @property
     def has_failures(self) -> bool:
         return any(f.status == "fail" for f in self.findings)
+
+    @property
+    def has_unjudged(self) -> bool:
+        """Something asked for could not be judged: a target could not be scanned, or a finding is ``error``."""
+        return any(t.status == "error" for t in self.targets) or any(f.status == "error" for f in self.findings)
+
+    def exit_code(self) -> int:
+        """1 a finding failed · 3 nothing failed, but something could not be judged · 0 every requested check
+        was judged on every target and none failed. A finding that failed wins: it needs action whatever else
+        happened. An ``error`` is never a 0: "could not tell" must not read as a clean bill."""
+        if self.has_failures:
+            return 1
+        if self.has_unjudged:
+            return 3
+        return 0

@@ -68,9 +68,9 @@ def test_platform_mismatch_is_not_applicable() -> None:
     from collectors.accounts import COLLECTOR
 
     tf = collect_target(HARDENED, [COLLECTOR])
-    tf.system = "windows"
+    tf.system = "network"  # WL-02 applies to it; IA-01 does not
     findings = build_report(run_id="r", started="2026-01-01T00:00:00.000Z", target_facts=[tf],
-                            checks=[checks()["IA-01"]], policy=load_policy()).findings
+                            checks=[checks()["IA-01"], checks()["WL-02"]], policy=load_policy()).findings
     assert findings[0].status == "not_applicable"
 
 

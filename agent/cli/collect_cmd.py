@@ -2,16 +2,53 @@
 
 For the consultant on site: collect now, ``mamoru evaluate`` later with the
 client's policy, as often as needed, without going back to the machines.
+
+A bundle is made to travel and to be judged together with others (``mamoru
+evaluate a.json b.json``), so its targets carry ids that tell machines apart:
+``local`` is saved under this host's name, and ``--name`` sets the id of the
+one target being collected.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from agent.cli.common import note
 from agent.cli.remote_options import plan_targets, remote_options, run_fleet
+
+if TYPE_CHECKING:
+    from agent.fleet import Job, Saved
+
+#: As an inventory target's ``name`` (agent/config/inventory.schema.json).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}")
+
+
+def bundle_ids(items: Sequence[Job | Saved], name: str | None) -> list[Job | Saved]:
+    """The planned targets with the ids their bundle entries get: ``--name`` for the single target, else
+    ``local`` under this host's name (every PC's local collection would otherwise be ``local``, and their
+    bundles could not be evaluated together)."""
+    import dataclasses
+
+    from agent.fleet import Job, check_unique
+
+    if name is not None:
+        if not _NAME.fullmatch(name):
+            raise click.UsageError(f"--name {name!r}: use letters, digits and . _ @ : - (at most 128)")
+        if len(items) != 1 or not isinstance(items[0], Job):
+            raise click.UsageError("--name names the one target being collected: give exactly one --target "
+                                   "(not a bundle:FILE, whose targets keep their ids), or name targets in an "
+                                   "inventory")
+        return [dataclasses.replace(items[0], id=name)]
+    host = socket.gethostname() or "local"
+    named = [dataclasses.replace(it, id=host) if isinstance(it, Job) and it.spec == "local" and it.id is None
+             else it for it in items]
+    check_unique(named)
+    return named
 
 
 @click.command("collect")
@@ -28,18 +65,22 @@ from agent.cli.remote_options import plan_targets, remote_options, run_fleet
               help="At most this many targets at once (and at most 4 per CPU: see README, Remote audits).")
 @click.option("--active-tests", "active_tests", is_flag=True,
               help="Also run active collectors that act on the target (see scan --help).")
+@click.option("--name", "name", default=None, metavar="NAME",
+              help="The id of the one target being collected (default: this host's name for local, else the "
+                   "target as given): what tells the machines apart when bundles are evaluated together.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @remote_options
 def collect(targets: tuple[str, ...], output: str, policy_path: str | None, check_ids: tuple[str, ...],
-            guideline: tuple[str, ...], workers: int, active_tests: bool, quiet: bool, **remote: Any) -> int:
+            guideline: tuple[str, ...], workers: int, active_tests: bool, quiet: bool, name: str | None = None,
+            **remote: Any) -> int:
     """Gather facts from targets into an evidence bundle (judge them later with mamoru evaluate)."""
     import agent
     from agent.config.policy import load_policy
     from agent.registry import collectors, select_checks
-    from agent.runner import needed_collectors, new_run_id, now_iso, operator
+    from agent.runner import needed_collectors, new_run_id, now_iso, operator, unjudgeable
     from reports.bundle import Bundle, BundleTarget, write_bundle
 
-    items = plan_targets(targets, remote)
+    items = bundle_ids(plan_targets(targets, remote), name)
     policy = load_policy(policy_path)
     from agent.scope import check_specs
 
@@ -53,16 +94,21 @@ def collect(targets: tuple[str, ...], output: str, policy_path: str | None, chec
     fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet)
     bundle = Bundle(run_id=run_id, started=started, finished=now_iso(),
                     tool={"name": "mamoru", "version": agent.version()}, operator=operator(),
-                    partial=fleet.interrupted, collectors={c.id: c.version for c in wanted},
+                    partial=fleet.partial, collectors={c.id: c.version for c in wanted},
                     targets=[BundleTarget(facts=tf, policy=dict(fleet.policies.get(tf.id, {}))) for tf in fleet.facts])
     write_bundle(output, bundle)
     failed = [tf for tf in fleet.facts if tf.status == "error"]
+    # Reached, but nothing this run could judge there (a Windows image, an empty directory): the bundle keeps it
+    # as it is (evaluate says why), and collecting it told nothing, so it counts as not collected.
+    blind = [(tf, problem) for tf in fleet.facts if (problem := unjudgeable(tf, chosen)) is not None]
     note(f"facts of {len(fleet.facts)} target(s) written to {output}"
-         + (f"; {len(failed)} could not be collected" if failed else ""))
+         + (f"; {len(failed) + len(blind)} could not be collected" if failed or blind else ""))
     if fleet.interrupted:
         note("interrupted: the bundle holds the targets that finished and is marked partial")
-    for tf in failed:
-        from reports.safe_text import printable
+    from reports.safe_text import printable
 
+    for tf in failed:
         note(f"  {printable(tf.id)}: {tf.reason}: {printable(tf.error or '')}")
-    return 3 if failed else 0
+    for tf, (reason, text) in blind:
+        note(f"  {printable(tf.id)}: {reason}: {text.en}")
+    return 3 if failed or blind else 0

@@ -1,7 +1,10 @@
 """Entry point: ``main(argv) -> exit code``, with one place that turns errors into exit codes.
 
-Exit codes: 0 nothing failed · 1 at least one finding failed · 2 usage or
-config error · 3 the scan could not run (or a target could not be scanned).
+Exit codes: 0 every requested check was judged and none failed · 1 at least
+one finding failed · 2 usage or config error · 3 nothing failed, but something
+could not be judged (an ``error`` finding, a target that could not be scanned)
+or the scan could not run. A reader that goes away (``mamoru scan | head``)
+changes none of them.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import gc
 import importlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn, TextIO
 
 import click
 
@@ -79,6 +82,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+class ReaderMayLeave:
+    """A standard stream whose reader may go away (``mamoru scan | head -1``) without changing the outcome.
+
+    The first write to a closed pipe points the descriptor at /dev/null, and the command goes on as if it had
+    been read: the report is written, signed and noted, and the exit code stays the scan's own. Left alone,
+    rich answers EPIPE with ``SystemExit(1)`` (``Console.on_broken_pipe``), which read as "a finding failed",
+    and ``click.echo`` raises ``BrokenPipeError``. Python ignores SIGPIPE, so EPIPE is all a writer sees.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_left()
+            return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_left()
+
+    def _reader_left(self) -> None:
+        """What is still buffered, and everything after, goes to /dev/null (the pattern the Python docs give
+        for SIGPIPE); the stream object stays the same, so nobody holding it notices."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def run() -> NoReturn:
     """The ``mamoru`` command: ``main``, then exit at once.
 
@@ -89,6 +136,10 @@ def run() -> NoReturn:
     live until exit (measured: ~35 ms of CPU).
     """
     gc.disable()  # until the scan starts: see common.start_work
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None:
+            setattr(sys, name, ReaderMayLeave(stream))
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader that went away (mamoru … | head)

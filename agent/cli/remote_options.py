@@ -55,11 +55,12 @@ def plan_targets(targets: tuple[str, ...], opts: dict[str, Any]) -> Any:
 def run_fleet(items: Any, collectors: Any, *, workers: int, policy: Any, quiet: bool) -> Any:
     """Collect with a progress bar on stderr when a person is watching (a TTY) and there is more than one."""
     from agent.cli.common import start_work, stderr_is_tty
-    from agent.fleet import ProgressBar, collect_fleet
+    from agent.fleet import Job, ProgressBar, collect_fleet
 
     start_work()
-    show = not quiet and stderr_is_tty() and len(items) > 1
+    jobs = sum(isinstance(it, Job) for it in items)  # a bundle's targets are not collected: nothing to wait for
+    show = not quiet and stderr_is_tty() and jobs > 1
     if not show:
         return collect_fleet(items, collectors, workers=workers, policy=policy)
-    with ProgressBar(len(items)) as bar:
+    with ProgressBar(jobs) as bar:
         return collect_fleet(items, collectors, workers=workers, policy=policy, observer=bar)

@@ -7,18 +7,8 @@ from typing import Any
 
 import click
 
-from agent.cli.common import lang_option, note
-from agent.cli.delivery import deliver
-from agent.cli.remote_options import plan_targets, remote_options, run_fleet
-
-
-def exit_code_for(report_has_failures: bool, any_target_failed: bool) -> int:
-    """0 clean · 1 a finding failed · 3 nothing failed but a target could not be scanned."""
-    if report_has_failures:
-        return 1
-    if any_target_failed:
-        return 3
-    return 0
+from agent.cli.common import lang_option
+from agent.cli.remote_options import plan_targets, remote_options
 
 
 @click.command("scan")
@@ -56,9 +46,10 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
          active_tests: bool = False, sign_key: str | None = None, networks: tuple[str, ...] = (),
          wifi: bool = False, wifi_captures: tuple[str, ...] = (), **remote: Any) -> int:
     """Audit targets against the policy and report the findings."""
+    from agent.cli.pipeline import judge_and_deliver
     from agent.config.policy import load_policy
     from agent.registry import collectors, select_checks
-    from agent.runner import build_report, needed_collectors, new_run_id, now_iso
+    from agent.runner import needed_collectors
     from agent.scope import check_specs
 
     targets = (*targets, *(f"network:{n}" for n in networks), *(("wifi:",) if wifi else ()),
@@ -78,14 +69,6 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
         from agent.cli.keygen_cmd import load_key_for_cli
 
         key = load_key_for_cli(sign_key)
-    run_id, started = new_run_id(), now_iso()
     wanted = needed_collectors(chosen, collectors(n for c in chosen for n in c.needs), active=active_tests)
-    fleet = run_fleet(items, wanted, workers=workers, policy=policy, quiet=quiet)
-    report = build_report(run_id=run_id, started=started, target_facts=fleet.facts, checks=chosen, policy=policy,
-                          scope=scope or (str(Path(output).resolve().parent) if output else ""),
-                          partial=fleet.interrupted, policy_for=fleet.policy_for(policy))
-    deliver(report, output=output, key=key, quiet=quiet, lang=lang)
-    if fleet.interrupted:
-        note("interrupted: the report holds the targets that finished and is marked partial")
-    any_target_failed = any(t.status == "error" for t in report.targets)
-    return exit_code_for(report.has_failures, any_target_failed)
+    return judge_and_deliver(items, checks=chosen, policy=policy, collectors=wanted, workers=workers, output=output,
+                             scope=scope, key=key, quiet=quiet, lang=lang)
