@@ -128,7 +128,7 @@ def test_malformed_shadow_line_yields_only_its_number(case: str, run_cli: Run, t
     doc, texts = _scan_and_collect(run_cli, root, tmp_path)
     _leak_free(canary, *texts)
     ia = finding(doc, "IA-01")
-    assert ia["status"] == "error" and "malformed lines [2]" in ia["message"]["en"]
+    assert ia["status"] == "error" and "malformed lines 2" in ia["message"]["en"] and "2 行目" in ia["message"]["ja"]
     bundle = json.loads(texts[3])
     shadow = bundle["targets"][0]["facts"]["facts"]["accounts"]["data"]["shadow"]
     assert shadow["malformed_lines"] == [2]

@@ -10,8 +10,6 @@ It is ``scan`` with bundles only: the same pipeline (``agent.cli.pipeline``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from agent.cli.common import lang_option
