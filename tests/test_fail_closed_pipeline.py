@@ -45,11 +45,19 @@ def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
 # -- 1. unknown or empty targets, and targets no chosen check applies to ----------------------------------
 
 
-@pytest.mark.parametrize("layout", [
-    {"/Windows/System32/config/SAM": b"regf\0\0\0\0", "/Windows/System32/config/SYSTEM": b"regf\0\0\0\0",
-     "/Users/tanaka/NTUSER.DAT": b"regf"},
-    {},
-], ids=["windows-image", "empty-directory"])
+def test_a_windows_image_of_damaged_hives_is_recognised_and_never_passes(run_cli: RunCli,
+                                                                          make_rootfs: Callable[..., Path]) -> None:
+    """Once Windows is a platform, an image whose hives are garbage is a Windows target none of whose checks
+    can tell: every Windows check ``error``, exit 3 (before Windows support it was platform_unknown)."""
+    root = make_rootfs({"/Windows/System32/config/SAM": b"regf\0\0\0\0",
+                        "/Windows/System32/config/SYSTEM": b"regf\0\0\0\0", "/Users/tanaka/NTUSER.DAT": b"regf"})
+    rc, doc, _, err = run_cli("scan", "--target", f"rootfs:{root}", "--quiet")
+    assert rc == 3, err
+    judged = [f for f in doc["findings"] if f["status"] != "not_applicable"]
+    assert judged and {f["status"] for f in judged} == {"error"}
+
+
+@pytest.mark.parametrize("layout", [{}, {"/home/tanaka/notes.txt": b"x"}], ids=["empty-directory", "no-system"])
 def test_an_unrecognised_target_is_an_error_not_a_clean_bill(run_cli: RunCli, make_rootfs: Callable[..., Path],
                                                              layout: dict[str, bytes]) -> None:
     root = make_rootfs(layout)
@@ -95,8 +103,9 @@ def test_a_windows_target_without_windows_checks_is_an_error() -> None:
     from agent.runner import TargetFacts, build_report
 
     tf = TargetFacts(id="pc-01", kind="ssh", hostname="PC-01", os="Windows 11", system="windows")
+    linux_only = [c for c in checks().values() if "windows" not in c.meta.platforms]
     report = build_report(run_id="r", started="2026-01-01T00:00:00.000Z", target_facts=[tf],
-                          checks=list(checks().values()), policy=load_policy())
+                          checks=linux_only, policy=load_policy())
     assert (report.targets[0].status, report.targets[0].reason) == ("error", "nothing_applicable")
     assert {f.status for f in report.findings} == {"error"}
     assert "a windows target" in report.findings[0].message["en"]
