@@ -165,7 +165,7 @@ def unread_params(problems: list[dict[str, Any]]) -> dict[str, str]:
     texts = WL_03.meta.messages
     ja, en = [], []
     for p in problems:
-        record = p.get("record") if isinstance(p.get("record"), int) else 1
+        record = p["record"] if isinstance(p.get("record"), int) else 1
         params = {"offset": p.get("offset", "?"), "count": p.get("count", 1), "record": record, "after": record - 1}
         text = texts.get(f"unread_{p.get('kind')}") or texts["unread_unrecorded"]
         ja.append(text.format(params).ja)

@@ -11,6 +11,7 @@ damaged file's record lengths.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import struct
@@ -370,10 +371,8 @@ def test_any_flip_or_cut_raises_only_capture_error_and_never_passes_unless_whole
     else:
         spots = _header_bytes(data) if header and not name.endswith(".gz") else range(len(data))
         damaged = flip(data, spots[where % len(spots)], mask)
-    try:
+    with contextlib.suppress(CaptureError):  # the one exception the reader may raise
         analyse(io.BytesIO(damaged))
-    except CaptureError:
-        pass
     path = write(tmp_path_factory.getbasetemp(), "mutant-" + name, damaged)
     # the collector raises nothing but CollectorError: survey() lets anything else out, failing the test
     for check, outcome in judge(path, ssids).items():

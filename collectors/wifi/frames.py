@@ -74,12 +74,6 @@ def _radiotap(frame: bytes) -> bytes | None:
     return frame[rlen:end]
 
 
-def _failed_fcs(frame: bytes) -> bool:
-    """Whether the radio said this frame failed its FCS: noise in the air, not damage to the file."""
-    header = _radiotap_header(frame)
-    return header is not None and bool(header[1] & 0x40)
-
-
 def strip_link(linktype: int, frame: bytes) -> bytes | None:
     if linktype == DLT_RADIOTAP:
         return _radiotap(frame)
@@ -201,7 +195,14 @@ def analyse(stream: BinaryIO, *, cache: bool = True) -> dict[str, Any]:
     undecodable: list[tuple[int, int]] = []  # ... and of complete records whose link header cannot be decoded
     for linktype, frame, complete in read_records(stream, stats):
         if linktype == DLT_RADIOTAP:
-            dot11 = _radiotap(frame)
+            header = _radiotap_header(frame)
+            if header is None:
+                dot11 = None
+            elif header[1] & 0x40:  # the frame failed its FCS check: noise in the air, not damage to the file
+                counts["bad_link"] += 1
+                continue
+            else:
+                dot11 = frame[header[0]:len(frame) - 4 if header[1] & 0x10 else len(frame)]
         elif linktype == DLT_IEEE802_11:
             dot11 = frame
         elif linktype in WIRELESS_LINKTYPES:
@@ -215,8 +216,7 @@ def analyse(stream: BinaryIO, *, cache: bool = True) -> dict[str, Any]:
                 cut.append((stats.records, stats.record_offset))
             elif dot11 is None:
                 counts["bad_link"] += 1
-                if linktype != DLT_RADIOTAP or not _failed_fcs(frame):
-                    undecodable.append((stats.records, stats.record_offset))
+                undecodable.append((stats.records, stats.record_offset))
             continue
         fc0 = dot11[0]
         if fc0 != BEACON and fc0 != PROBE_RESPONSE:

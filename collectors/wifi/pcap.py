@@ -99,9 +99,10 @@ class ReadStats:
         elif kind in ("length", "inconsistent") and self.corrupt is None:
             self.corrupt = text
 
-    def count(self, orig: int, incl: int) -> bool:
-        """Count one record (``orig`` bytes on the air, ``incl`` captured); whether it is complete."""
+    def count(self, orig: int, incl: int, offset: int) -> bool:
+        """Count one record (``orig`` bytes on the air, ``incl`` captured, header at ``offset``); is it whole?"""
         self.records += 1
+        self.record_offset = offset
         if orig <= incl:
             return True
         self.snapped += 1
@@ -213,39 +214,39 @@ def _pcap(ch: _Chunks, endian: str, ticks: int, stats: ReadStats) -> Iterator[tu
                                     "the header is damaged")
     stats.linktypes.add(linktype)
     ch.pos += 24
-    stats.bytes_read = ch.offset
     rec = struct.Struct(endian + "IIII")
-    while True:
-        if not ch.need(16):
-            if ch.left:
-                _cut(ch, stats, "record", 16, header=True)
-            return
-        _, frac, incl, orig = rec.unpack_from(ch.buf, ch.pos)
-        if incl > MAX_RECORD or orig > MAX_RECORD:
-            _stop(ch, stats, "length", "record", f"length {max(incl, orig)} exceeds the {MAX_RECORD}-byte limit "
-                                                 "(no 802.11 frame is that long)")
-            return
-        if incl > orig:
-            _stop(ch, stats, "inconsistent", "record", f"{incl} bytes captured of a {orig}-byte frame")
-            return
-        if frac > ticks:  # airodump-ng writes exactly 1000000 at times: tolerated
-            _stop(ch, stats, "inconsistent", "record", f"timestamp fraction {frac} exceeds {ticks}")
-            return
-        if not ch.need(16 + incl):
-            _cut(ch, stats, "record", 16 + incl)
-            return
-        stats.record_offset = ch.offset
-        start = ch.pos + 16
-        ch.pos = start + incl
-        stats.bytes_read = ch.offset
-        complete = stats.count(orig, incl)
-        yield linktype, ch.buf[start:start + incl], complete
+    try:
+        while True:
+            if not ch.need(16):
+                if ch.left:
+                    _cut(ch, stats, "record", 16, header=True)
+                return
+            _, frac, incl, orig = rec.unpack_from(ch.buf, ch.pos)
+            if incl > orig or orig > MAX_RECORD or frac > ticks:  # one test on the hot path; which one below
+                if orig > MAX_RECORD or incl > MAX_RECORD:
+                    _stop(ch, stats, "length", "record", f"length {max(incl, orig)} exceeds the {MAX_RECORD}-byte "
+                                                         "limit (no 802.11 frame is that long)")
+                elif incl > orig:
+                    _stop(ch, stats, "inconsistent", "record", f"{incl} bytes captured of a {orig}-byte frame")
+                else:  # airodump-ng writes exactly 1000000 at times: tolerated
+                    _stop(ch, stats, "inconsistent", "record", f"timestamp fraction {frac} exceeds {ticks}")
+                return
+            if not ch.need(16 + incl):
+                _cut(ch, stats, "record", 16 + incl)
+                return
+            pos = ch.pos
+            start = pos + 16
+            ch.pos = start + incl
+            complete = stats.count(orig, incl, ch.base + pos)
+            yield linktype, ch.buf[start:start + incl], complete
+    finally:
+        stats.bytes_read = ch.offset  # the reader only ever moves past whole records
 
 
 def _pcapng(ch: _Chunks, stats: ReadStats) -> Iterator[tuple[int, bytes, bool]]:
     endian = "<"
     interfaces: list[tuple[int, int]] = []  # (linktype, snaplen)
-    unknown: list[tuple[int, int]] = []  # (offset, type) of blocks that could have been packets
+    unknown = [0, 0, 0]  # how many blocks could have been packets, and the offset and type of the first
     try:
         while True:
             if not ch.need(12):
@@ -303,14 +304,16 @@ def _pcapng(ch: _Chunks, stats: ReadStats) -> Iterator[tuple[int, bytes, bool]]:
                 if iface >= len(interfaces):
                     _stop(ch, stats, "inconsistent", "block", f"interface {iface} was never described")
                     return
-                if 32 + incl > blen or orig > MAX_RECORD:
-                    _stop(ch, stats, "inconsistent", "block",
-                          f"{incl} bytes captured of a {orig}-byte frame do not fit a {blen}-byte block")
+                if orig > MAX_RECORD:
+                    _stop(ch, stats, "length", "block", f"frame length {orig} exceeds the {MAX_RECORD}-byte limit")
+                    return
+                if 32 + incl > blen:
+                    _stop(ch, stats, "inconsistent", "block", f"{incl} captured bytes do not fit a {blen}-byte block")
                     return
                 if incl > orig:
                     _stop(ch, stats, "inconsistent", "block", f"{incl} bytes captured of a {orig}-byte frame")
                     return
-                frame = (interfaces[iface][0], ch.buf[base + 28:base + 28 + incl], stats.count(orig, incl))
+                frame = (interfaces[iface][0], ch.buf[base + 28:base + 28 + incl], stats.count(orig, incl, ch.offset))
             elif btype == 3:  # Simple Packet Block: the data is as long as the frame, or the snap length
                 if not interfaces:
                     _stop(ch, stats, "inconsistent", "block", "a simple packet block before any interface")
@@ -322,17 +325,17 @@ def _pcapng(ch: _Chunks, stats: ReadStats) -> Iterator[tuple[int, bytes, bool]]:
                     _stop(ch, stats, "inconsistent", "block",
                           f"a {orig}-byte frame does not fit a {blen}-byte simple packet block")
                     return
-                frame = (lt, ch.buf[base + 12:base + 12 + incl], stats.count(orig, incl))
+                frame = (lt, ch.buf[base + 12:base + 12 + incl], stats.count(orig, incl, ch.offset))
             elif btype not in PCAPNG_NO_PACKET:
-                unknown.append((ch.offset, btype))
-            stats.record_offset = ch.offset
+                if not unknown[0]:
+                    unknown[1:] = [ch.offset, btype]
+                unknown[0] += 1
             ch.pos += blen
-            stats.bytes_read = ch.offset
             if frame is not None:
                 yield frame
     finally:
-        if unknown:
-            stats.problem("unknown_block", unknown[0][0],
-                          f"{len(unknown)} pcapng blocks of unknown type were skipped (the first, type "
-                          f"{unknown[0][1]}, at byte {unknown[0][0]}): a packet there would be missed",
-                          count=len(unknown))
+        stats.bytes_read = ch.offset  # the reader only ever moves past whole blocks
+        if unknown[0]:
+            stats.problem("unknown_block", unknown[1],
+                          f"{unknown[0]} pcapng blocks of unknown type were skipped (the first, type {unknown[2]}, "
+                          f"at byte {unknown[1]}): a packet there would be missed", count=unknown[0])

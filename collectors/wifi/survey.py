@@ -6,7 +6,10 @@ bits where the source knows them, and a security label) and ``connected``
 (the networks this machine is associated with right now, live sources only).
 The source is named, because what it can see differs: a capture and
 wpa_supplicant's ``BSS`` give the raw elements; nmcli, netsh and airport give
-the operating system's summary.
+the operating system's summary. A capture's facts also say whether all of
+it was read (``integrity``: records and bytes read, the file's size, and each
+problem with its record and byte offset), because a judge must never pass on
+the part of a damaged file it could read.
 """
 
 from __future__ import annotations
