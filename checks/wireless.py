@@ -144,6 +144,35 @@ def org_networks(survey: dict[str, Any], ssids: list[str]) -> tuple[list[dict[st
     return ours, others
 
 
+def unread(survey: dict[str, Any]) -> list[dict[str, Any]]:
+    """What of the survey's input was not read ([] when all of it was): a capture cut short, damaged or snapped.
+
+    Live scanners give a list, not a file, and record nothing here; a capture that does not say whether it
+    was read whole is treated as read in part.
+    """
+    integrity = survey.get("integrity")
+    if not isinstance(integrity, dict):
+        return [{"kind": "unrecorded", "problem": "whether the whole capture was read is not recorded"}] \
+            if survey.get("source") == "capture" else []
+    problems = [p for p in integrity.get("problems") or [] if isinstance(p, dict)]
+    if not problems and integrity.get("complete") is not True:
+        problems.append({"kind": "unrecorded", "problem": "the capture was not read completely"})
+    return problems
+
+
+def unread_params(problems: list[dict[str, Any]]) -> dict[str, str]:
+    """The ``partial`` message's parameters: each problem in both languages (phrases in WL-03's metadata)."""
+    texts = WL_03.meta.messages
+    ja, en = [], []
+    for p in problems:
+        record = p["record"] if isinstance(p.get("record"), int) else 1
+        params = {"offset": p.get("offset", "?"), "count": p.get("count", 1), "record": record, "after": record - 1}
+        text = texts.get(f"unread_{p.get('kind')}") or texts["unread_unrecorded"]
+        ja.append(text.format(params).ja)
+        en.append(text.format(params).en)
+    return {"problems_ja": "／".join(ja), "problems_en": "; ".join(en)}
+
+
 def _label(rec: dict[str, Any], where: str) -> str:
     ident = rec.get("bssid") or rec.get("section") or rec.get("interface") or "?"
     return f"{show_ssid(rec)} [{where} {ident}]"
@@ -160,16 +189,12 @@ def WL_03(facts: FactSet, policy: Policy) -> Verdict:
         "source": survey.get("source"), "organisation_ssids": ssids,
         "organisation": [summary(r, policy) for r in ours],
         "neighbours": [neighbour(r) for r in others[:MAX_NEIGHBOURS]], "neighbours_total": len(others),
-        "notes": survey.get("notes", []),
+        "notes": survey.get("notes", []), "unread": unread(survey),
     }
     expected = {"security": "WPA2 (CCMP), WPA3, OWE or Enterprise; no open, WEP, WPA1 or TKIP",
                 "require_pmf": policy.get("wifi.require_pmf", False)}
     if not ssids:
         return Verdict(status=Status.ERROR, message="no_ssids", evidence=evidence, expected=expected)
-    if not ours:
-        return Verdict(status=Status.ERROR, message="not_seen", params={"ssids": [printable(s) for s in ssids],
-                                                                        "count": len(others)},
-                       evidence=evidence, expected=expected)
     weak, unknown = [], []
     for rec in ours:
         reasons, why = assess(rec, policy)
@@ -177,9 +202,16 @@ def WL_03(facts: FactSet, policy: Policy) -> Verdict:
             weak.append(f"{_label(rec, 'BSSID')}: {', '.join(reasons)}")
         elif why:
             unknown.append(f"{_label(rec, 'BSSID')}: {why}")
-    if weak:
+    if weak:  # what was read already fails: reading the rest could not make it pass
         return Verdict(status=Status.FAIL, message="fail", params={"networks": weak}, evidence=evidence,
                        expected=expected)
+    if evidence["unread"]:  # the part not read may hold the weak announcement: never a pass, nor "not seen"
+        return Verdict(status=Status.ERROR, message="partial", params=unread_params(evidence["unread"]),
+                       evidence=evidence, expected=expected)
+    if not ours:
+        return Verdict(status=Status.ERROR, message="not_seen", params={"ssids": [printable(s) for s in ssids],
+                                                                        "count": len(others)},
+                       evidence=evidence, expected=expected)
     if unknown:
         return error("; ".join(unknown), "暗号化方式を判定できません: " + "; ".join(unknown), evidence=evidence,
                      expected=expected)
@@ -204,8 +236,11 @@ def TX_01(facts: FactSet, policy: Policy) -> Verdict:
             evidence["access_point"] = {"vendor": ap["vendor"], "source": ap["source"],
                                         "interfaces": [_iface_evidence(i, policy) for i in ap["interfaces"]]}
     survey_seen = facts.has("wifi_survey")
+    missed: list[dict[str, Any]] = []
     if survey_seen:
         survey = facts.need("wifi_survey")
+        missed = unread(survey)
+        evidence["unread"] = missed
         ours, _ = org_networks(survey, ssids)
         links += [("BSSID " + str(r.get("bssid")), r) for r in ours]
         links += [("this machine's link on " + str(c.get("interface") or c.get("source")), c)
@@ -213,7 +248,7 @@ def TX_01(facts: FactSet, policy: Policy) -> Verdict:
         evidence["air"] = [summary(r, policy) for r in ours]
         evidence["connected"] = [{**c, "weaknesses": assess(c, policy)[0]} for c in survey.get("connected", [])]
         evidence["source"] = survey.get("source")
-    if not links:
+    if not links and not (missed and ssids):  # an unread part may hold the organisation's SSIDs: see below
         if survey_seen:
             return Verdict(status=Status.ERROR, message="no_ssids" if not ssids else "not_seen",
                            params={"ssids": [printable(s) for s in ssids], "count": 0},
@@ -229,8 +264,11 @@ def TX_01(facts: FactSet, policy: Policy) -> Verdict:
             unknown.append(f"{text}: {why}")
         else:
             good.append(f"{text}: {describe(rec)}")
-    if weak:
+    if weak:  # what was read already fails: reading the rest could not make it pass
         return Verdict(status=Status.FAIL, message="fail", params={"links": weak}, evidence=evidence,
+                       expected=expected)
+    if missed:  # the part of the capture not read may hold a weak link: never a pass
+        return Verdict(status=Status.ERROR, message="partial", params=unread_params(missed), evidence=evidence,
                        expected=expected)
     if unknown:
         return error("; ".join(unknown), "暗号化方式を判定できません: " + "; ".join(unknown), evidence=evidence,

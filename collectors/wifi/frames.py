@@ -7,7 +7,10 @@ vendor element, the OWE transition element). An AP repeats the same beacon
 body ten times a second, so bodies already seen are counted through a dict
 lookup and not walked again; the elements are decoded once per distinct
 network. Frames that cannot be trusted (cut by snaplen, bad FCS, elements
-overrunning the frame) are counted and left out, never guessed at.
+overrunning the frame) are counted and left out, never guessed at; those
+that may have been an announcement we cannot read (a beacon cut by the snap
+length, a record whose radio header cannot be decoded) are also recorded as
+problems, so the read is not ``complete`` and no judge can pass on it.
 """
 
 from __future__ import annotations
@@ -37,30 +40,37 @@ MAX_NETWORKS = 5000
 MAX_BODIES = 200_000
 
 
-def _radiotap(frame: bytes) -> bytes | None:
-    """The 802.11 frame inside a radiotap header; None when the radio says the FCS was bad."""
+def _radiotap_header(frame: bytes) -> tuple[int, int] | None:
+    """(header length, the Flags field or 0) of a radiotap header; None when it cannot be decoded."""
     if len(frame) < 8:
         return None
     rlen = frame[2] | (frame[3] << 8)
     present = int.from_bytes(frame[4:8], "little")
     if rlen < 8 or rlen > len(frame):
         return None
-    fcs = False
-    if present & 0x2:  # Flags field
-        off = 8
-        word = present
-        while word & 0x80000000 and off + 4 <= rlen:
-            word = int.from_bytes(frame[off:off + 4], "little")
-            off += 4
-        if present & 0x1:  # TSFT, 8 bytes aligned to 8, comes first
-            off = ((off + 7) & ~7) + 8
-        if off >= rlen:
-            return None
-        flags = frame[off]
-        if flags & 0x40:  # frame failed its FCS check
-            return None
-        fcs = bool(flags & 0x10)
-    end = len(frame) - 4 if fcs else len(frame)
+    if not present & 0x2:  # no Flags field
+        return rlen, 0
+    off = 8
+    word = present
+    while word & 0x80000000 and off + 4 <= rlen:
+        word = int.from_bytes(frame[off:off + 4], "little")
+        off += 4
+    if present & 0x1:  # TSFT, 8 bytes aligned to 8, comes first
+        off = ((off + 7) & ~7) + 8
+    if off >= rlen:
+        return None
+    return rlen, frame[off]
+
+
+def _radiotap(frame: bytes) -> bytes | None:
+    """The 802.11 frame inside a radiotap header; None when the header is undecodable or the FCS was bad."""
+    header = _radiotap_header(frame)
+    if header is None:
+        return None
+    rlen, flags = header
+    if flags & 0x40:  # frame failed its FCS check
+        return None
+    end = len(frame) - 4 if flags & 0x10 else len(frame)
     return frame[rlen:end]
 
 
@@ -181,9 +191,18 @@ def analyse(stream: BinaryIO, *, cache: bool = True) -> dict[str, Any]:
     networks: dict[tuple[Any, ...], dict[str, Any]] = {}
     counts = {"beacons": 0, "probe_responses": 0, "snapped": 0, "bad_link": 0, "malformed": 0,
               "not_80211": 0, "networks_dropped": 0}
+    cut: list[tuple[int, int]] = []  # (record, offset) of frames that may be beacons, cut by the snap length
+    undecodable: list[tuple[int, int]] = []  # ... and of complete records whose link header cannot be decoded
     for linktype, frame, complete in read_records(stream, stats):
         if linktype == DLT_RADIOTAP:
-            dot11 = _radiotap(frame)
+            header = _radiotap_header(frame)
+            if header is None:
+                dot11 = None
+            elif header[1] & 0x40:  # the frame failed its FCS check: noise in the air, not damage to the file
+                counts["bad_link"] += 1
+                continue
+            else:
+                dot11 = frame[header[0]:len(frame) - 4 if header[1] & 0x10 else len(frame)]
         elif linktype == DLT_IEEE802_11:
             dot11 = frame
         elif linktype in WIRELESS_LINKTYPES:
@@ -191,10 +210,13 @@ def analyse(stream: BinaryIO, *, cache: bool = True) -> dict[str, Any]:
         else:
             counts["not_80211"] += 1
             continue
-        if dot11 is None:
-            counts["bad_link"] += 1
-            continue
-        if len(dot11) < 2:
+        if dot11 is None or len(dot11) < 2:
+            if not complete:  # cut before its type could be read: it may have been a beacon
+                counts["snapped"] += 1
+                cut.append((stats.records, stats.record_offset))
+            elif dot11 is None:
+                counts["bad_link"] += 1
+                undecodable.append((stats.records, stats.record_offset))
             continue
         fc0 = dot11[0]
         if fc0 != BEACON and fc0 != PROBE_RESPONSE:
@@ -202,6 +224,7 @@ def analyse(stream: BinaryIO, *, cache: bool = True) -> dict[str, Any]:
         counts["beacons" if fc0 == BEACON else "probe_responses"] += 1
         if not complete:
             counts["snapped"] += 1
+            cut.append((stats.records, stats.record_offset))
             continue
         hdr = 28 if dot11[1] & 0x80 else 24  # +HTC: an HT Control field follows the header
         if len(dot11) < hdr + 12:
@@ -233,6 +256,16 @@ def analyse(stream: BinaryIO, *, cache: bool = True) -> dict[str, Any]:
         kind = KIND[fc0]
         if kind not in rec["seen_in"]:
             rec["seen_in"].append(kind)
+    if cut:
+        stats.problem("snapped", cut[0][1], f"{len(cut)} beacons or probe responses (or frames cut too short to "
+                                            f"tell) lost their tail to the capture's snap length, the first at "
+                                            f"record {cut[0][0]}: the elements they announced are unknown",
+                      record=cut[0][0], count=len(cut))
+    if undecodable:
+        stats.problem("undecodable", undecodable[0][1], f"{len(undecodable)} records have a link-layer header that "
+                                                        f"cannot be decoded, the first at record {undecodable[0][0]}: "
+                                                        "they may have been beacons", record=undecodable[0][0],
+                      count=len(undecodable))
     found = sorted(networks.values(), key=lambda r: (r["bssid"], r["ssid_hex"], r["security"]))
     return {
         "format": stats.format,
@@ -241,6 +274,9 @@ def analyse(stream: BinaryIO, *, cache: bool = True) -> dict[str, Any]:
         "linktypes": sorted(stats.linktypes),
         "file_truncated": stats.file_truncated,
         "corrupt": stats.corrupt,
+        "complete": stats.complete,
+        "bytes_read": stats.bytes_read,
+        "problems": sorted(stats.problems, key=lambda p: p["offset"]),
         **counts,
         "networks": found,
     }

@@ -6,7 +6,10 @@ bits where the source knows them, and a security label) and ``connected``
 (the networks this machine is associated with right now, live sources only).
 The source is named, because what it can see differs: a capture and
 wpa_supplicant's ``BSS`` give the raw elements; nmcli, netsh and airport give
-the operating system's summary.
+the operating system's summary. A capture's facts also say whether all of
+it was read (``integrity``: records and bytes read, the file's size, and each
+problem with its record and byte offset), because a judge must never pass on
+the part of a damaged file it could read.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from collectors.wifi.pcap import CaptureError
 
 class WifiSurvey(Collector):
     id = "wifi_survey"
-    version = "1"
+    #: 2: capture facts record whether the whole file was read (``integrity``).
+    version = "2"
     platforms: ClassVar[frozenset[str]] = frozenset({"wifi"})
     timeout = 120.0
 
@@ -36,15 +40,17 @@ class WifiSurvey(Collector):
 
     def _capture(self, target: CaptureTarget) -> Facts:
         with target.open_capture() as stream:
+            size = os.fstat(stream.fileno()).st_size
             try:
                 result = frames.analyse(stream)
             except CaptureError as e:
                 raise CollectorError(f"{os.path.basename(target.path)}: {e}") from e
-            except (OSError, EOFError) as e:  # gzip stream cut short or corrupt
-                raise CollectorError(f"{os.path.basename(target.path)}: {e}") from e
         networks = result.pop("networks")
-        return {"source": "capture", "file": os.path.basename(target.path), "stats": result,
-                "networks": networks, "connected": [], "notes": _capture_notes(result)}
+        integrity = {"complete": result.pop("complete"), "records": result["records"],
+                     "bytes_read": result.pop("bytes_read"), "file_size": size, "compressed": result["compressed"],
+                     "problems": result.pop("problems")}
+        return {"source": "capture", "file": os.path.basename(target.path), "stats": result, "integrity": integrity,
+                "networks": networks, "connected": [], "notes": _capture_notes(result, integrity)}
 
     def _live(self, target: WifiTarget) -> Facts:
         tried: list[str] = []
@@ -116,14 +122,9 @@ def _from_command(target: Target, argv: tuple[str, ...], name: str, parse: Any) 
     return {"source": name, "interfaces": [], "networks": networks, "connected": connected, "notes": []}
 
 
-def _capture_notes(stats: dict[str, Any]) -> list[str]:
-    notes = []
-    if stats["file_truncated"]:
-        notes.append("the file ends inside a record; that record was ignored")
-    if stats["corrupt"]:
-        notes.append(f"reading stopped early: {stats['corrupt']}")
-    for key, text in (("snapped", "frames cut short by the capture's snap length were ignored"),
-                      ("malformed", "malformed beacons/probe responses were ignored"),
+def _capture_notes(stats: dict[str, Any], integrity: dict[str, Any]) -> list[str]:
+    notes = [p["problem"] for p in integrity["problems"]]
+    for key, text in (("malformed", "malformed beacons/probe responses were ignored"),
                       ("bad_link", "frames with a bad FCS or radio header were ignored"),
                       ("not_80211", "records that are not 802.11 were ignored"),
                       ("networks_dropped", "networks beyond the limit were not recorded")):
