@@ -48,6 +48,25 @@ def sudo_missing() -> str | None:
     return None
 
 
+def shell_startup_files() -> list[str]:
+    """Root's shell start-up files, which the test servers' sessions must not run.
+
+    sshd runs every command through the user's shell, and Debian's bash reads ``~/.bashrc`` even for
+    ``bash -c`` when sshd started it. A developer's ``.bashrc`` may do anything: this machine's runs
+    ``pyenv init``, whose ``pyenv rehash`` holds a lock file while it works; a test that kills a host
+    mid-session (SIGKILL to the whole sshd tree) can leave that lock behind, and from then on every new
+    session waits on it until the client times out. The servers stand for an audited host, not for this
+    developer's account, so in their private mount namespace these files are empty.
+    """
+    import pwd
+
+    try:
+        home = pwd.getpwuid(0).pw_dir
+    except KeyError:
+        return []
+    return [p for p in (os.path.join(home, ".bashrc"),) if os.path.isfile(p)]
+
+
 class SudoUnavailable(RuntimeError):
     """A server with sudo rules was asked for on a machine without sudo."""
 
@@ -143,14 +162,29 @@ class Sshd:
 
     def _argv(self) -> list[str]:
         argv = [SSHD, "-D", "-f", str(self.config), "-E", str(self.log)]
-        if self.users:
+        if self.users or shell_startup_files():
             argv = ["unshare", "-m", "--propagation", "private", "/bin/sh", str(self._mount_script())]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         return argv
 
     def _mount_script(self) -> Path:
-        """Copies of the account files with the test users, bind-mounted in a private mount namespace."""
+        """Copies of the account files with the test users, bind-mounted in a private mount namespace; and an
+        empty file over root's shell start-up files (see ``shell_startup_files``)."""
+        empty = self.dir / "empty-startup-file"
+        empty.write_text("")
+        binds: list[tuple[Path, str]] = [(empty, path) for path in shell_startup_files()]
+        if self.users:
+            binds += self._account_binds()
+        script = self.dir / "mounts.sh"
+        lines = ["set -e"]
+        lines += [f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}" for src, dst in binds]
+        lines.append("exec " + " ".join(shlex.quote(a) for a in
+                                         [SSHD, "-D", "-f", str(self.config), "-E", str(self.log)]))
+        script.write_text("\n".join(lines) + "\n")
+        return script
+
+    def _account_binds(self) -> list[tuple[Path, str]]:
         etc = self.dir / "etc"
         etc.mkdir(exist_ok=True)
         passwd = Path("/etc/passwd").read_text()
@@ -175,13 +209,7 @@ class Sshd:
         binds = [(etc / "passwd", "/etc/passwd"), (etc / "shadow", "/etc/shadow"), (etc / "group", "/etc/group")]
         if any(u.sudo_rule for u in self.users):
             binds.append((sudoers_d, "/etc/sudoers.d"))
-        script = self.dir / "mounts.sh"
-        lines = ["set -e"]
-        lines += [f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}" for src, dst in binds]
-        lines.append("exec " + " ".join(shlex.quote(a) for a in
-                                         [SSHD, "-D", "-f", str(self.config), "-E", str(self.log)]))
-        script.write_text("\n".join(lines) + "\n")
-        return script
+        return binds
 
     def start(self, timeout: float = 5.0) -> Sshd:
         Path("/run/sshd").mkdir(exist_ok=True)
