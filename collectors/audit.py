@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.targets.base import CommandTimeout, CommandUnavailable, Target, TargetError
 from collectors.base import Collector, Facts
-from collectors.problems import Problem, problem, unreadable
+from collectors.problems import Problem, problem, tool_failed, unreadable
 from collectors.textfiles import glob, read_optional
 from collectors.units import unit_enabled
 
@@ -150,8 +150,7 @@ class AuditCollector(Collector):
             text = res.stdout.decode("utf-8", "replace")
             err = res.stderr.decode("utf-8", "replace").strip()
             if not res.ok or _permission(text + err):
-                facts["problem"] = problem("auditctl_failed", command=" ".join(argv), exit=res.returncode,
-                                           output=(err or text).strip()[-300:])
+                facts["problem"] = tool_failed(" ".join(argv), res.returncode, err or text)
                 facts["permission_denied"] = _permission(text + err)
                 return facts
             outputs[argv[1]] = text

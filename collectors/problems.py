@@ -27,3 +27,12 @@ def problem(code: str, **parts: Any) -> dict[str, Any]:
 def unreadable(error: Exception | str) -> dict[str, Any]:
     """A file or command the target could not give: the target's own error, explained by the check."""
     return {"code": "unreadable", "error": str(error)}
+
+
+def tool_failed(tool: str, exit: int, output: str) -> dict[str, Any]:
+    """A command that ended in failure: its exit status and the end of what it said (``tool_exit`` when it said
+    nothing). The output is the tool's own text, quoted as it is."""
+    output = output.strip()[-300:]
+    if not output:
+        return {"code": "tool_exit", "tool": tool, "exit": exit}
+    return {"code": "tool_failed", "tool": tool, "exit": exit, "output": output}

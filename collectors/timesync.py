@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.targets.base import CommandTimeout, CommandUnavailable, Target, TargetError
 from collectors.base import Collector, CollectorError, Facts
-from collectors.problems import Problem, problem, unreadable
+from collectors.problems import Problem, problem, tool_failed, unreadable
 from collectors.processes import find, list_processes, restricted
 from collectors.textfiles import glob, read_optional
 from collectors.units import unit_enabled
@@ -217,7 +217,7 @@ class TimesyncCollector(Collector):
         out = res.stdout.decode("utf-8", "replace")
         err = res.stderr.decode("utf-8", "replace").strip()
         if not res.ok or not out.strip():
-            return {"problem": problem("chronyc_failed", exit=res.returncode, output=(err or out).strip()[-300:]),
+            return {"problem": tool_failed("chronyc", res.returncode, err or out),
                     "permission_denied": "permission denied" in (err + out).lower()}
         try:
             return {"state": parse_tracking_csv(out)}
