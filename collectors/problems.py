@@ -18,6 +18,10 @@ class Problem(Exception):
         super().__init__(code)
         self.problem: dict[str, Any] = {"code": code, **parts}
 
+    def __str__(self) -> str:  # for logs and tracebacks only: findings word the problem from its code
+        parts = ", ".join(f"{k}={v!r}" for k, v in self.problem.items() if k != "code")
+        return f"{self.problem['code']} ({parts})" if parts else str(self.problem["code"])
+
 
 def problem(code: str, **parts: Any) -> dict[str, Any]:
     """A problem recorded without raising."""
