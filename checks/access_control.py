@@ -6,7 +6,7 @@ import fnmatch
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Phrase, Status, Verdict, check, error, explain, fact_phrase, phrase
 from checks.identification import sshd_configs
 
 V4, V6 = ("ip", "inet"), ("ip6", "inet")
@@ -18,10 +18,9 @@ def AC_01(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"inbound_default": "drop or reject, for IPv4 and (unless disabled) IPv6"}
     if fw.get("problem"):
         if fw.get("permission_denied"):
-            return Verdict(status=Status.ERROR, message="needs_root", params={"path": "the firewall ruleset"},
+            return Verdict(status=Status.ERROR, message="needs_root", params={"path": phrase("firewall_ruleset")},
                            expected=expected)
-        return error(f"firewall: {fw['problem']}", f"ファイアウォールの設定を判定できません: {fw['problem']}",
-                     expected=expected)
+        return error(phrase("firewall_problem", problem=fact_phrase("firewall", fw["problem"])), expected=expected)
     if not fw.get("live"):
         return _configured(fw.get("configured", {}), expected)
     if fw.get("source") == "none":
@@ -38,9 +37,17 @@ def AC_01(facts: FactSet, policy: Policy) -> Verdict:
     if open_families:
         return Verdict(status=Status.FAIL, message="fail_open", params={"families": open_families},
                        evidence=evidence, expected=expected)
-    deny = [f"{c['family']} {c['table']}/{c['chain']} ({c['unmatched']} by {c['decided_by']})"
-            for c in chains if c["default_deny"]]
+    deny = [_denying_chain(c) for c in chains if c["default_deny"]]
     return Verdict(status=Status.PASS, message="pass", params={"chains": deny}, evidence=evidence, expected=expected)
+
+
+def _denying_chain(c: dict[str, Any]) -> Phrase:
+    """``ip filter/input (drop by rule 3)``: the chain, and what decides the fate of a packet no rule names."""
+    chain = f"{c['family']} {c['table']}/{c['chain']}"
+    rule = str(c["decided_by"]).removeprefix("rule ")
+    if rule.isdigit():
+        return phrase("chain_by_rule", chain=chain, verdict=c["unmatched"], rule=int(rule))
+    return phrase("chain_by_policy", chain=chain, verdict=c["unmatched"])
 
 
 def _configured(conf: dict[str, Any], expected: dict[str, Any]) -> Verdict:
@@ -52,12 +59,11 @@ def _configured(conf: dict[str, Any], expected: dict[str, Any]) -> Verdict:
                        evidence=evidence, expected=expected)
     nft = conf.get("nftables", {})
     if nft.get("enabled") and nft.get("includes"):
-        return error("nftables.conf includes other files, which mamoru does not read on an image",
-                     "nftables.conf が他のファイルを読み込んでおり、イメージ上では判定できません",
-                     evidence=evidence, expected=expected)
+        return error(phrase("nft_includes"), evidence=evidence, expected=expected)
     if not conf:
         return Verdict(status=Status.FAIL, message="fail_none_configured", evidence=evidence, expected=expected)
-    why = [f"{name}: {'enabled' if c.get('enabled') else 'not enabled'}" for name, c in sorted(conf.items())]
+    why = [phrase("firewall_enabled" if c.get("enabled") else "firewall_not_enabled", name=name)
+           for name, c in sorted(conf.items())]
     return Verdict(status=Status.FAIL, message="fail_configured", params={"firewalls": why}, evidence=evidence,
                    expected=expected)
 
@@ -76,8 +82,7 @@ def AC_02(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.NOT_APPLICABLE, message="no_data_paths", expected=expected)
     missing = not_collected(paths, dp.get("data_paths", []))
     if missing:
-        return error(f"the facts were collected without these data paths: {missing}",
-                     f"次のデータの場所は収集されていません: {missing}", expected=expected)
+        return error(phrase("data_paths_not_collected", paths=missing), expected=expected)
     records = [dp["paths"][p] for p in paths]
     existing = [r for r in records if r["exists"]]
     evidence: dict[str, Any] = {
@@ -90,15 +95,9 @@ def AC_02(facts: FactSet, policy: Policy) -> Verdict:
     if not existing:
         return Verdict(status=Status.NOT_APPLICABLE, message="none_here", params={"paths": paths},
                        evidence=evidence, expected=expected)
-    exposed = []
-    for r in existing:
-        c = r["counts"]
-        if c["world_writable"]:
-            exposed.append(f"{r['path']}: {c['world_writable']} writable by everyone")
-        if c["world_readable"]:
-            exposed.append(f"{r['path']}: {c['world_readable']} files readable by everyone")
-        if c["world_listable"]:
-            exposed.append(f"{r['path']}: {c['world_listable']} folders listable by everyone")
+    exposed = [phrase(kind, path=r["path"], count=r["counts"][kind])
+               for r in existing for kind in ("world_writable", "world_readable", "world_listable")
+               if r["counts"][kind]]
     if exposed:
         return Verdict(status=Status.FAIL, message="fail", params={"problems": exposed}, evidence=evidence,
                        expected=expected)
@@ -107,11 +106,10 @@ def AC_02(facts: FactSet, policy: Policy) -> Verdict:
         if any("denied" in u.lower() for u in unreadable):
             return Verdict(status=Status.ERROR, message="needs_root", params={"path": unreadable[0].split(":")[0]},
                            evidence=evidence, expected=expected)
-        return error(f"could not examine {unreadable[:5]}", f"次の場所を確認できません: {unreadable[:5]}",
-                     evidence=evidence, expected=expected)
+        return error(phrase("not_examined", errors=[explain(u) for u in unreadable[:5]]), evidence=evidence,
+                     expected=expected)
     if any(r["truncated"] for r in existing):
-        return error("too many files or folders nested too deeply: not everything was examined",
-                     "ファイル数または階層が多すぎ、すべては確認できませんでした", evidence=evidence, expected=expected)
+        return error(phrase("truncated"), evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass",
                    params={"paths": [r["path"] for r in existing], "entries": sum(r["entries"] for r in existing)},
                    evidence=evidence, expected=expected)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error, fact_phrase
+from checks.base import FactSet, Phrase, Status, Verdict, check, error, explain, fact_phrase, phrase
 from checks.identification import passwd_or_error
 from checks.privileges import _expands_to_all
 
@@ -16,10 +16,9 @@ DAY = 86400
 def _group_or_error(accounts: dict[str, Any]) -> list[dict[str, Any]] | Verdict:
     group = accounts.get("group", {})
     if "error" in group:
-        return error(f"/etc/group: {group['error']}", f"/etc/group を読めません: {group['error']}")
+        return error(phrase("file_unreadable", path="/etc/group", error=explain(group["error"])))
     if group.get("malformed_lines"):
-        return error(f"/etc/group has malformed lines {group['malformed_lines']}",
-                     f"/etc/group に不正な行があります {group['malformed_lines']}")
+        return error(phrase("file_malformed", path="/etc/group", lines=group["malformed_lines"]))
     groups: list[dict[str, Any]] = group.get("groups", [])
     return groups
 
@@ -89,7 +88,7 @@ def PM_02(facts: FactSet, policy: Policy) -> Verdict:
             if sudo.get("permission_denied"):
                 return Verdict(status=Status.ERROR, message="needs_root", params={"path": "/etc/sudoers"},
                                expected=expected)
-            return error(f"sudoers: {sudo['problem']}", f"sudoers を判定できません: {sudo['problem']}",
+            return error(phrase("sudoers_problem", problem=fact_phrase("sudoers", sudo["problem"])),
                          expected=expected)
         cmnd = sudo.get("aliases", {}).get("cmnd", {})
         for rule in sudo.get("rules", []):
@@ -105,9 +104,7 @@ def PM_02(facts: FactSet, policy: Policy) -> Verdict:
     if resolver.everyone:
         return Verdict(status=Status.FAIL, message="fail_everyone", evidence=evidence, expected=expected)
     if resolver.unresolvable:
-        return error(f"sudoers names users outside this host: {resolver.unresolvable}",
-                     f"sudoers がこのホスト外の利用者を指定しています: {resolver.unresolvable}",
-                     evidence=evidence, expected=expected)
+        return error(phrase("unresolvable", items=resolver.unresolvable), evidence=evidence, expected=expected)
     if not admins:
         return Verdict(status=Status.PASS, message="pass_root_only", evidence=evidence, expected=expected)
     if not approved:
@@ -126,15 +123,15 @@ def _date(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d")
 
 
-def _login_sources(ll: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+def _login_sources(ll: dict[str, Any]) -> tuple[list[dict[str, Any]], Phrase | None]:
     """The usable login-record sources, or why they cannot be trusted."""
     sources = [ll["lastlog"], ll["lastlog2"], *ll["wtmp"]]
     for s in sources:
         if s.get("problem"):
-            return [], s["problem"]
+            return [], phrase("records_unusable", problem=fact_phrase("lastlog", s["problem"]))
     present = [s for s in sources if s.get("present")]
     if not present:
-        return [], "no login records on this target (no lastlog, lastlog2 or wtmp)"
+        return [], phrase("no_login_records")
     return present, None
 
 
@@ -156,7 +153,7 @@ def PM_04(facts: FactSet, policy: Policy) -> Verdict:
     try:
         uid_min, uid_max = int(settings.get("UID_MIN", 1000)), int(settings.get("UID_MAX", 60000))
     except ValueError:
-        return error("login.defs UID_MIN/UID_MAX are not numbers", "login.defs の UID_MIN/UID_MAX が数値ではありません")
+        return error(phrase("uid_range_not_numbers"))
     people = [u for u in users if uid_min <= u["uid"] <= uid_max and u["shell"] and u["shell"] not in nologin
               and u["name"] not in exempt]
     shadow = accounts.get("shadow", {})
@@ -164,19 +161,18 @@ def PM_04(facts: FactSet, policy: Policy) -> Verdict:
         if shadow.get("permission"):
             return Verdict(status=Status.ERROR, message="needs_root", params={"path": "/etc/shadow"},
                            expected=expected)
-        return error(f"/etc/shadow: {shadow['error']}", f"/etc/shadow を読めません: {shadow['error']}")
+        return error(phrase("file_unreadable", path="/etc/shadow", error=explain(shadow["error"])))
     if people and shadow.get("malformed_lines"):
-        return error(f"/etc/shadow has malformed lines {shadow['malformed_lines']}",
-                     f"/etc/shadow に不正な行があります {shadow['malformed_lines']}")
+        return error(phrase("file_malformed", path="/etc/shadow", lines=shadow["malformed_lines"]))
     present, problem = _login_sources(ll)
     if problem and people:
-        return error(fact_phrase("lastlog", {"code": "problem", "error": problem}), expected=expected)
+        return error(problem, expected=expected)
     now = ll["now"]
     lastlog_like = any(s["path"] in (ll["lastlog"]["path"], ll["lastlog2"]["path"]) for s in present)
     wtmp_reach = min((s["oldest"] for s in present if s.get("oldest")), default=now)
     states, aging = shadow.get("states", {}), shadow.get("aging", {})
     report: dict[str, str] = {}
-    dormant: list[str] = []
+    dormant: list[Phrase] = []
     unknown: list[str] = []
     for u in people:
         name = u["name"]
@@ -200,7 +196,7 @@ def PM_04(facts: FactSet, policy: Policy) -> Verdict:
             idle = int((now - last) // DAY)
             report[name] = f"last login {_date(last)} ({idle} days ago)"
             if idle > days:
-                dormant.append(f"{name} ({idle} days)")
+                dormant.append(phrase("dormant_idle", name=name, days=idle))
             continue
         if not lastlog_like and wtmp_reach > now - days * DAY:
             unknown.append(name)  # wtmp alone does not reach back far enough to say "never"
@@ -210,19 +206,17 @@ def PM_04(facts: FactSet, policy: Policy) -> Verdict:
             idle = int((now - changed * DAY) // DAY)
             report[name] = f"never logged in; password set {_date(changed * DAY)} ({idle} days ago)"
             if idle > days:
-                dormant.append(f"{name} (never logged in)")
+                dormant.append(phrase("dormant_never", name=name))
         else:
             report[name] = "never logged in; no creation date"
-            dormant.append(f"{name} (never logged in)")
+            dormant.append(phrase("dormant_never", name=name))
     evidence = {"accounts": report, "uid_range": [uid_min, uid_max], "sources": [s["path"] for s in present],
                 "exempt": sorted(exempt), "undetermined": unknown}
     if dormant:
         return Verdict(status=Status.FAIL, message="fail", params={"accounts": dormant, "days": days},
                        evidence=evidence, expected=expected)
     if unknown:
-        return error(f"cannot tell whether {unknown} can still log in or when they last did (run as root)",
-                     f"{unknown} がログイン可能か、最終ログインがいつかを判定できません（root で実行してください）",
-                     evidence=evidence, expected=expected)
+        return error(phrase("undetermined", accounts=unknown), evidence=evidence, expected=expected)
     enabled = [n for n, r in report.items() if not r.startswith("disabled")]
     if not enabled:
         return Verdict(status=Status.PASS, message="pass_none", evidence=evidence, expected=expected)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Phrase, Status, Text, Verdict, check, error, explain, phrase
+from checks.base import FactSet, Phrase, Status, Text, Verdict, check, error, explain, fact_phrase, phrase
 
 
 def passwd_or_error(accounts: dict[str, Any]) -> list[dict[str, Any]] | Verdict:
@@ -63,7 +63,8 @@ def sshd_settings(facts: FactSet) -> dict[str, list[str]] | Verdict:
     if not sshd.get("installed"):
         return Verdict(status=Status.NOT_APPLICABLE, message="no_sshd")
     if sshd.get("problem"):
-        return error(phrase("sshd_problem", error=explain(sshd["problem"])), evidence={"files": sshd.get("files", [])})
+        return error(phrase("sshd_problem", error=fact_phrase("sshd", sshd["problem"])),
+                     evidence={"files": sshd.get("files", [])})
     settings: dict[str, list[str]] = sshd["settings"]
     return settings
 
@@ -85,7 +86,7 @@ def sshd_configs(facts: FactSet) -> list[tuple[str, dict[str, list[str]]]] | Ver
     for inst in instances:
         label = f"{inst['config']} (pid {', '.join(map(str, inst['pids']))})"
         if inst.get("problem"):
-            return error(phrase("sshd_instance_problem", label=label, error=explain(inst["problem"])),
+            return error(phrase("sshd_instance_problem", label=label, error=fact_phrase("sshd", inst["problem"])),
                          evidence={"files": inst.get("files", [])})
         out.append((label, inst["settings"]))
     return out

@@ -13,7 +13,19 @@ from typing import Any
 
 from agent.config.policy import Policy
 from checks.access_control import not_collected
-from checks.base import FactSet, FactsUnavailable, Phrase, Status, Text, Verdict, check, error, explain, phrase
+from checks.base import (
+    FactSet,
+    FactsUnavailable,
+    Phrase,
+    Status,
+    Text,
+    Verdict,
+    check,
+    error,
+    explain,
+    fact_phrase,
+    phrase,
+)
 from collectors.processes import find
 from collectors.timesync import LOCAL_REFIDS
 
@@ -164,7 +176,7 @@ def LG_03(facts: FactSet, policy: Policy) -> Verdict:
         if audit.get("permission_denied"):
             return Verdict(status=Status.ERROR, message="needs_root", params={"path": phrase("kernel_audit_rules")},
                            expected=expected)
-        return error(phrase("audit_problem", error=explain(audit["problem"])), expected=expected)
+        return error(phrase("audit_problem", error=fact_phrase("audit", audit["problem"])), expected=expected)
     status = audit["status"]
     evidence = {"enabled": status.get("enabled"), "auditd_pid": status.get("pid"), "lost": status.get("lost"),
                 "loaded_rules": audit["loaded_rules"],
@@ -186,7 +198,7 @@ def _audit_on_image(conf: dict[str, Any], present: list[str], expected: dict[str
     evidence = {"configured_files": conf.get("files", []), "enabled_at_boot": conf.get("enabled_at_boot"),
                 "configured_watches": [f"{w['path']} -p {w['perms']}" for w in conf.get("watches", [])]}
     if conf.get("problem"):
-        return error(phrase("audit_rules_problem", error=explain(conf["problem"])), evidence=evidence,
+        return error(phrase("audit_rules_problem", error=fact_phrase("audit", conf["problem"])), evidence=evidence,
                      expected=expected)
     if not conf.get("installed"):
         return Verdict(status=Status.FAIL, message="fail_not_installed", evidence=evidence, expected=expected)
@@ -224,7 +236,7 @@ def LG_05(facts: FactSet, policy: Policy) -> Verdict:
     for d in daemons:
         name = f"{d['daemon']} (pid {d['pid']})"
         if d.get("problem"):
-            unknown.append(phrase("daemon_problem", daemon=name, error=explain(d["problem"])))
+            unknown.append(phrase("daemon_problem", daemon=name, error=fact_phrase("timesync", d["problem"])))
             continue
         state = d.get("state")
         if d["daemon"] == "timesyncd":

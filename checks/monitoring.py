@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Status, Text, Verdict, check, error, fact_phrase, phrase
 from collectors.processes import find
 
 SEVERITIES = {"emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warning": 4, "warn": 4,
@@ -77,13 +77,10 @@ def MN_01(facts: FactSet, policy: Policy) -> Verdict:
     upload = bool(ju.get("url")) and bool(ju.get("enabled"))
     if not good and not upload:
         if problems:
-            return error("; ".join(problems), "ログ転送設定を読めません: " + "; ".join(problems),
+            return error(phrase("config_unreadable", problems=[fact_phrase("log_forwarding", p) for p in problems]),
                          evidence=evidence, expected=expected)
         if any(f["covers_auth"] is None for f in forwards):
-            return error("forwarding actions exist but only under conditions mamoru does not evaluate "
-                         "(if/ruleset/property filter)",
-                         "条件付き（if/ruleset/プロパティフィルタ）の転送のみで、認証ログが転送されるか判定できません",
-                         evidence=evidence, expected=expected)
+            return error(phrase("conditional_only"), evidence=evidence, expected=expected)
         if not pol["required"]:
             return Verdict(status=Status.NOT_APPLICABLE, message="not_required", evidence=evidence,
                            expected=expected)
@@ -104,9 +101,7 @@ def MN_01(facts: FactSet, policy: Policy) -> Verdict:
     dests = sorted({f"{f['target']}:{f['port']}/{f['protocol']}" for f in good} | ({ju["url"]} if upload else set()))
     if not running:
         if procs.get("restricted"):
-            return error("the process list is restricted (hidepid): run as root",
-                         "プロセス一覧が制限されています (hidepid)。root で実行してください",
-                         evidence=evidence, expected=expected)
+            return error(phrase("hidepid"), evidence=evidence, expected=expected)
         return Verdict(status=Status.FAIL, message="fail_not_running", params={"destinations": dests},
                        evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"destinations": dests, "daemons": running},
@@ -119,6 +114,11 @@ def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _tool_name(tool: dict[str, Any]) -> Text:
+    """How the data file calls a tool, per language (a description beside the product name is translated)."""
+    return Text(ja=tool["name"]["ja"], en=tool["name"]["en"])
+
+
 @check("MN-02", needs=("monitoring", "processes"))
 def MN_02(facts: FactSet, policy: Policy) -> Verdict:
     from collectors.monitoring import tools as tool_table
@@ -128,7 +128,7 @@ def MN_02(facts: FactSet, policy: Policy) -> Verdict:
     accepted = list(policy["monitoring"]["accepted_tools"])
     expected = {"accepted_tools": accepted, "state": "at least one running (or scheduled with a baseline)"}
     evidence: dict[str, Any] = {}
-    active: list[str] = []
+    active: list[Text] = []
     daemons: list[str] = []
     for key in accepted:
         tool, st = table.get(key), state.get(key)
@@ -139,7 +139,7 @@ def MN_02(facts: FactSet, policy: Policy) -> Verdict:
             dbs = st.get("databases", [])
             evidence[key] = {"baseline": [d["path"] for d in dbs], "scheduled_by": enabled}
             if enabled and dbs:
-                active.append(tool["name"])
+                active.append(_tool_name(tool))
         else:
             daemons.append(key)
             evidence[key] = {k: v for k, v in st.items() if k in ("rules", "jails")}
@@ -149,17 +149,15 @@ def MN_02(facts: FactSet, policy: Policy) -> Verdict:
             running = bool(find(procs["processes"], set(table[key]["processes"])))
             evidence[key]["running"] = running
             if running:
-                active.append(table[key]["name"])
+                active.append(_tool_name(table[key]))
         if not active and procs.get("restricted"):
-            return error("the process list is restricted (hidepid): run as root",
-                         "プロセス一覧が制限されています (hidepid)。root で実行してください",
-                         evidence=evidence, expected=expected)
+            return error(phrase("hidepid"), evidence=evidence, expected=expected)
     if active:
         return Verdict(status=Status.PASS, message="pass", params={"tools": active}, evidence=evidence,
                        expected=expected)
     if evidence:
         return Verdict(status=Status.FAIL, message="fail_inactive",
-                       params={"tools": [table[k]["name"] for k in evidence]}, evidence=evidence,
+                       params={"tools": [_tool_name(table[k]) for k in evidence]}, evidence=evidence,
                        expected=expected)
     return Verdict(status=Status.FAIL, message="fail_none", evidence=evidence, expected=expected)
 
@@ -172,8 +170,7 @@ def MN_03(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"schedule": "an enabled systemd timer or cron job running mamoru scan",
                 "report_dir": pol["report_dir"], "newest_report_age_days": f"<= {max_days}"}
     if ss["report_dir"] != pol["report_dir"]:
-        return error(f"the facts looked at {ss['report_dir']}, not the policy's {pol['report_dir']}",
-                     f"収集時の報告書ディレクトリ {ss['report_dir']} がポリシーの {pol['report_dir']} と異なります",
+        return error(phrase("report_dir_mismatch", collected=ss["report_dir"], policy=pol["report_dir"]),
                      expected=expected)
     rep = ss["reports"]
     jobs = ss["jobs"]
@@ -187,8 +184,7 @@ def MN_03(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.FAIL, message="fail_no_schedule",
                        params={"disabled": [j["where"] for j in jobs]}, evidence=evidence, expected=expected)
     if rep["problem"]:
-        return error(rep["problem"], f"最新の報告書を読めません: {rep['problem']}", evidence=evidence,
-                     expected=expected)
+        return error(fact_phrase("schedule_state", rep["problem"]), evidence=evidence, expected=expected)
     if age is None:
         return Verdict(status=Status.FAIL, message="fail_no_report", params={"dir": rep["dir"]}, evidence=evidence,
                        expected=expected)

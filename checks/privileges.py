@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Status, Verdict, check, error, fact_phrase, phrase
 from checks.identification import passwd_or_error
 
 
@@ -22,8 +22,7 @@ def PM_01(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.FAIL, message="fail", params={"accounts": others}, evidence=evidence,
                        expected=expected)
     if "root" not in uid0:
-        return error("no root account with UID 0 in /etc/passwd", "/etc/passwd に UID 0 の root がありません",
-                     evidence=evidence, expected=expected)
+        return error(phrase("no_root"), evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass", evidence=evidence, expected=expected)
 
 
@@ -49,7 +48,7 @@ def PM_03(facts: FactSet, policy: Policy) -> Verdict:
     if sudo.get("problem"):
         if sudo.get("permission_denied"):
             return Verdict(status=Status.ERROR, message="needs_root", params={"path": "/etc/sudoers"})
-        return error(f"sudoers: {sudo['problem']}", f"sudoers を判定できません: {sudo['problem']}",
+        return error(phrase("sudoers_problem", problem=fact_phrase("sudoers", sudo["problem"])),
                      evidence={"files": sudo.get("files", [])})
     cmnd_aliases = sudo.get("aliases", {}).get("cmnd", {})
     no_auth = _no_authenticate(sudo.get("defaults", []))

@@ -10,7 +10,7 @@ fails, an untestable one (timeout, local library) cannot be passed.
 from __future__ import annotations
 
 from agent.config.policy import Policy
-from checks.base import FactSet, Status, Verdict, check, error
+from checks.base import FactSet, Phrase, Status, Verdict, check, error, fact_phrase, phrase
 
 OLD = ("TLSv1", "TLSv1.1")
 CURRENT = ("TLSv1.2", "TLSv1.3")
@@ -25,26 +25,27 @@ def TX_03(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"accepted_versions": list(CURRENT), "refused_versions": list(OLD)}
     if not endpoints:
         return Verdict(status=Status.NOT_APPLICABLE, message="no_tls", evidence=evidence, expected=expected)
-    bad, unknown, good = [], [], []
+    bad: list[Phrase] = []
+    unknown: list[Phrase] = []
+    good: list[str] = []
     for ep in endpoints:
         where = f"{ep['address']}:{ep['port']} ({ep['service']})"
         v = ep["versions"]
         old = [name for name in OLD if v.get(name) is True]
         if old:
-            bad.append(f"{where} accepts {', '.join(old)}")
+            bad.append(phrase("accepts", where=where, versions=old))
         elif any(v.get(name) is None for name in OLD):
             missing = [name for name in OLD if v.get(name) is None]
-            unknown.append(f"{where}: {', '.join(missing)} could not be tested "
-                           f"({'; '.join(ep['details'][n] for n in missing)})")
+            unknown.append(phrase("untested", where=where, versions=missing,
+                                  reasons=[fact_phrase("tls_versions", ep["details"][n]) for n in missing]))
         elif not any(v.get(name) for name in CURRENT):
-            unknown.append(f"{where}: no TLS handshake completed at any version")
+            unknown.append(phrase("no_handshake", where=where))
         else:
             good.append(f"{where}: {', '.join(n for n in CURRENT if v.get(n))}")
     if bad:
         return Verdict(status=Status.FAIL, message="fail", params={"services": bad}, evidence=evidence,
                        expected=expected)
     if unknown:
-        return error("; ".join(unknown), "TLS のバージョンを判定できません: " + "; ".join(unknown),
-                     evidence=evidence, expected=expected)
+        return error(phrase("unknown", problems=unknown), evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"services": good}, evidence=evidence,
                    expected=expected)

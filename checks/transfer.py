@@ -5,7 +5,19 @@ from __future__ import annotations
 import fnmatch
 
 from agent.config.policy import Policy
-from checks.base import FactSet, FactsUnavailable, Phrase, Status, Text, Verdict, check, error, explain, phrase
+from checks.base import (
+    FactSet,
+    FactsUnavailable,
+    Phrase,
+    Status,
+    Text,
+    Verdict,
+    check,
+    error,
+    explain,
+    fact_phrase,
+    phrase,
+)
 from checks.identification import first, merge_instances, sshd_configs
 
 LISTS = (("ciphers", "forbidden_ciphers"), ("macs", "forbidden_macs"), ("kexalgorithms", "forbidden_kex"))
@@ -27,7 +39,7 @@ def _tx04_one(settings: dict[str, list[str]], policy: Policy) -> Verdict:
     for key, pk in LISTS:
         value = first(settings, key)
         if not value:
-            return error(f"sshd did not report {key}", f"sshd の {key} を取得できません")
+            return error(phrase("not_reported", setting=key))
         algos = [a for a in value.split(",") if a]
         evidence[key] = algos
         weak += [a for a in algos if any(fnmatch.fnmatchcase(a, p) for p in pol[pk])]
@@ -129,7 +141,7 @@ def TX_05(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.NOT_APPLICABLE, message="no_samba")
     expected = {"server min protocol": "SMB2_02 or higher"}
     if sb["problem"]:
-        return error(phrase("smb_conf_problem", error=explain(sb["problem"])), expected=expected)
+        return error(phrase("smb_conf_problem", error=fact_phrase("samba", sb["problem"])), expected=expected)
     settings = sb["settings"]
     evidence = {"files": sb["files"], "settings": settings, "version": sb["version"],
                 "version_source": sb["version_source"], "dynamic_includes": sb["dynamic_includes"]}
@@ -142,8 +154,8 @@ def TX_05(facts: FactSet, policy: Policy) -> Verdict:
     if mn and mn["value"].strip().lower() != "default":
         kind = _protocol(mn["value"])
         if kind is None:
-            return error(f"unknown protocol name {mn['value']!r} at {mn['where']}",
-                         f"不明なプロトコル名 {mn['value']!r} ({mn['where']})", evidence=evidence, expected=expected)
+            return error(phrase("unknown_protocol", value=mn["value"], where=mn["where"]), evidence=evidence,
+                         expected=expected)
         if kind == "smb1":
             return Verdict(status=Status.FAIL, message="fail", params={"value": f"server min protocol = {mn['value']}",
                                                                        "where": mn["where"]},
@@ -151,13 +163,9 @@ def TX_05(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.PASS, message="pass", params={"value": mn["value"], "where": mn["where"]},
                        evidence=evidence, expected=expected)
     if sb["dynamic_includes"]:
-        return error("server min protocol is not set statically and per-client includes (%-macros) may set it",
-                     "server min protocol が静的に設定されておらず、クライアント別 include (%マクロ) で変わり得ます",
-                     evidence=evidence, expected=expected)
+        return error(phrase("dynamic_includes"), evidence=evidence, expected=expected)
     if not sb["version"]:
-        return error("server min protocol is unset and the Samba version (which fixes the default) is unknown",
-                     "server min protocol が未設定で、既定値を決める Samba のバージョンが不明です",
-                     evidence=evidence, expected=expected)
+        return error(phrase("version_unknown"), evidence=evidence, expected=expected)
     major, minor = (int(x) for x in sb["version"].split(".")[:2])
     if (major, minor) >= SMB2_DEFAULT_SINCE:
         return Verdict(status=Status.PASS, message="pass_default", params={"version": sb["version"]},

@@ -5,7 +5,8 @@ the PID of the daemon receiving events) are the truth on a running machine;
 rule files can say anything and are only loaded when augenrules/auditctl run.
 On an image nothing is loaded, so the facts hold the configured rules
 (``/etc/audit/rules.d/*.rules``, else ``audit.rules``) and whether auditd is
-enabled at boot, and the check decides what that can prove.
+enabled at boot, and the check decides what that can prove. A ``problem`` is a code with its parts
+(collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from agent.targets.base import CommandTimeout, CommandUnavailable, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import Problem, problem, tool_failed, unreadable
 from collectors.textfiles import glob, read_optional
 from collectors.units import unit_enabled
 
@@ -24,8 +26,8 @@ BINARIES = ("/sbin/auditd", "/usr/sbin/auditd")
 MAX_RULES = 5000
 
 
-class RuleProblem(ValueError):
-    pass
+class RuleProblem(Problem):
+    """auditctl would refuse this rule (or there are too many to read): a code and its parts."""
 
 
 def parse_rule(line: str, where: str) -> dict[str, Any] | None:
@@ -33,23 +35,23 @@ def parse_rule(line: str, where: str) -> dict[str, Any] | None:
     try:
         words = shlex.split(line)
     except ValueError as e:
-        raise RuleProblem(f"{where}: {e}") from e
+        raise RuleProblem("quoting", where=where) from e
     if not words:
         return None
     if words[0] == "-w":
         if len(words) < 2 or not words[1].startswith("/"):
-            raise RuleProblem(f"{where}: -w needs an absolute path")
+            raise RuleProblem("watch_path", where=where)
         perms = "rwxa"  # auditctl's default when -p is not given
         if "-p" in words:
             i = words.index("-p")
             if i + 1 >= len(words) or not set(words[i + 1]) <= set("rwxa"):
-                raise RuleProblem(f"{where}: -p needs some of r, w, x, a")
+                raise RuleProblem("watch_perms", where=where)
             perms = words[i + 1]
         # A watch on a directory covers its whole subtree; the rule text cannot say which it is.
         return {"path": words[1], "perms": perms, "recursive": None, "action": "always", "where": where}
     if words[0] in ("-a", "-A"):
         if len(words) < 2:
-            raise RuleProblem(f"{where}: {words[0]} needs list,action")
+            raise RuleProblem("rule_list", where=where, option=words[0])
         parts = set(words[1].split(","))
         action = "never" if "never" in parts else "always"
         fields: dict[str, str] = {}
@@ -72,7 +74,7 @@ def parse_rules(lines: list[str], source: str) -> tuple[list[dict[str, Any]], in
             continue
         count += 1
         if count > MAX_RULES:
-            raise RuleProblem(f"{source}: more than {MAX_RULES} rules")
+            raise RuleProblem("too_many_rules", source=source, max=MAX_RULES)
         rule = parse_rule(line, f"{source}:{n}")
         if rule is not None:
             watches.append(rule)
@@ -86,7 +88,7 @@ def parse_status(text: str) -> dict[str, Any]:
         if key:
             status[key] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
     if "enabled" not in status or "pid" not in status:
-        raise RuleProblem("auditctl -s did not report 'enabled' and 'pid'")
+        raise RuleProblem("status_incomplete")
     return status
 
 
@@ -102,8 +104,11 @@ def configured(target: Target) -> dict[str, Any]:
             if tf is None:
                 continue
             watches, count = parse_rules(tf.lines, path)
-        except (TargetError, RuleProblem) as e:
-            out["problem"] = str(e)
+        except TargetError as e:
+            out["problem"] = unreadable(e)
+            return out
+        except RuleProblem as e:
+            out["problem"] = e.problem
             return out
         out["watches"] += watches
         out["rules"] += count
@@ -120,7 +125,7 @@ class AuditCollector(Collector):
     reads = (RULES_FILE,)
     lists = (RULES_DIR, "/etc/systemd/system")
     probes = BINARIES
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {"live": target.can_run, "status": None, "loaded": [], "loaded_rules": 0, "problem": None,
@@ -128,7 +133,7 @@ class AuditCollector(Collector):
         try:
             facts["configured"] = configured(target)
         except TargetError as e:  # e.g. /etc/audit/rules.d is root-only
-            facts["configured"] = {"files": [], "watches": [], "rules": 0, "problem": str(e), "installed": None,
+            facts["configured"] = {"files": [], "watches": [], "rules": 0, "problem": unreadable(e), "installed": None,
                                    "enabled_at_boot": None}
         if not target.can_run:
             return facts
@@ -140,12 +145,12 @@ class AuditCollector(Collector):
                 facts["tool"] = False  # the audit userspace is not installed
                 return facts
             except CommandTimeout as e:
-                facts["problem"] = str(e)
+                facts["problem"] = problem("command_failed", error=str(e))
                 return facts
             text = res.stdout.decode("utf-8", "replace")
             err = res.stderr.decode("utf-8", "replace").strip()
             if not res.ok or _permission(text + err):
-                facts["problem"] = f"{' '.join(argv)}: {(err or text).strip()[-300:] or 'exit ' + str(res.returncode)}"
+                facts["problem"] = tool_failed(" ".join(argv), res.returncode, err or text)
                 facts["permission_denied"] = _permission(text + err)
                 return facts
             outputs[argv[1]] = text
@@ -153,7 +158,7 @@ class AuditCollector(Collector):
             facts["status"] = parse_status(outputs["-s"])
             facts["loaded"], facts["loaded_rules"] = parse_rules(outputs["-l"].splitlines(), "auditctl -l")
         except RuleProblem as e:
-            facts["problem"] = str(e)
+            facts["problem"] = e.problem
         return facts
 
 

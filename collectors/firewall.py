@@ -11,7 +11,8 @@ first. Only those summaries enter the facts.
 On a target that cannot run commands, the boot-time configuration is read
 instead: ufw (``ufw.conf`` + ``/etc/default/ufw``), firewalld (default zone and
 its target) and ``/etc/nftables.conf``, each with whether its service is
-enabled. That is what the machine *would* enforce, and the check says so.
+enabled. That is what the machine *would* enforce, and the check says so. A ``problem`` is a code with its
+parts (collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from agent.targets.base import CommandTimeout, CommandUnavailable, FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import Problem, problem, tool_failed, unreadable
 from collectors.textfiles import read_optional
 from collectors.units import unit_enabled
 
@@ -30,6 +32,10 @@ from collectors.units import unit_enabled
 NEUTRAL = {"counter", "log", "notrack", "nftrace", "comment"}
 VERDICTS = {"accept", "drop", "reject", "jump", "goto", "return", "continue", "queue"}
 MAX_JUMP_DEPTH = 16
+
+
+class FirewallProblem(Problem, ValueError):
+    """A ruleset or configuration mamoru cannot read as the firewall would: a code and its parts."""
 
 
 def _permission(text: str) -> bool:
@@ -44,7 +50,7 @@ def _rule_action(expr: list[dict[str, Any]]) -> tuple[str, str | None] | None:
     verdict: tuple[str, str | None] | None = None
     for stmt in expr:
         if not isinstance(stmt, dict) or len(stmt) != 1:
-            raise ValueError(f"unexpected rule statement {stmt!r}")
+            raise FirewallProblem("unexpected_statement", detail=repr(stmt)[:120])
         (key, value), = stmt.items()
         if key in NEUTRAL or (key == "xt" and isinstance(value, dict) and value.get("name") == "comment"):
             continue  # iptables-nft shows "-m comment" as an xt match that matches everything
@@ -59,27 +65,27 @@ def _rule_action(expr: list[dict[str, Any]]) -> tuple[str, str | None] | None:
 def summarize_nft(doc: Any) -> list[dict[str, Any]]:
     """One summary per base chain on the input hook (filter type), from ``nft -j list ruleset``."""
     if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
-        raise ValueError("not nft JSON output (no 'nftables' list)")
+        raise FirewallProblem("not_nft_json")
     chains: dict[tuple[str, str, str], dict[str, Any]] = {}
     rules: dict[tuple[str, str, str], list[list[dict[str, Any]]]] = {}
     for item in doc["nftables"]:
         if not isinstance(item, dict):
-            raise ValueError(f"unexpected item {item!r}")
+            raise FirewallProblem("unexpected_item", detail=repr(item)[:120])
         if "chain" in item:
             c = item["chain"]
             chains[(c["family"], c["table"], c["name"])] = c
         elif "rule" in item:
             r = item["rule"]
             if not isinstance(r.get("expr"), list):
-                raise ValueError(f"rule without expressions in {r.get('table')}/{r.get('chain')}")
+                raise FirewallProblem("rule_without_expr", chain=f"{r.get('table')}/{r.get('chain')}")
             if not all(isinstance(s, dict) and len(s) == 1 for s in r["expr"]):
-                raise ValueError(f"unexpected rule statement in {r.get('table')}/{r.get('chain')}")
+                raise FirewallProblem("unexpected_statement", detail=f"{r.get('table')}/{r.get('chain')}")
             rules.setdefault((r["family"], r["table"], r["chain"]), []).append(r["expr"])
 
     def outcome(key: tuple[str, str, str], depth: int) -> tuple[str | None, int]:
         """What the chain does with an unmatched packet: accept/drop/reject, or None to fall through."""
         if depth > MAX_JUMP_DEPTH:
-            raise ValueError("jumps nested too deeply")
+            raise FirewallProblem("jumps_too_deep")
         for n, expr in enumerate(rules.get(key, []), 1):
             act = _rule_action(expr)
             if act is None:
@@ -132,22 +138,22 @@ def summarize_iptables_save(text: str, family: str) -> list[dict[str, Any]]:
         elif line.startswith(":"):
             parts = line[1:].split()
             if len(parts) < 2:
-                raise ValueError(f"line {n}: bad chain line {line!r}")
+                raise FirewallProblem("bad_chain_line", line=n, text=line[:120])
             policies[parts[0]] = parts[1].lower()
         elif line.startswith("-A "):
             try:
                 words = shlex.split(line)
             except ValueError as e:
-                raise ValueError(f"line {n}: {e}") from e
+                raise FirewallProblem("quoting", line=n) from e
             rules.setdefault(words[1], []).append(words[2:])
         else:
-            raise ValueError(f"line {n}: unexpected {line!r}")
+            raise FirewallProblem("unexpected_line", line=n, text=line[:120])
     if "INPUT" not in policies:
         return []
 
     def outcome(chain: str, depth: int) -> tuple[str | None, int]:
         if depth > MAX_JUMP_DEPTH:
-            raise ValueError("jumps nested too deeply")
+            raise FirewallProblem("jumps_too_deep")
         for n, words in enumerate(rules.get(chain, []), 1):
             rest = list(words)
             if "-m" in rest and rest[rest.index("-m") + 1:rest.index("-m") + 2] == ["comment"]:
@@ -183,11 +189,11 @@ def _shell_vars(lines: list[str], where: str) -> dict[str, str]:
             continue
         key, eq, value = line.partition("=")
         if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
-            raise ValueError(f"{where}:{n}: not a KEY=value line")
+            raise FirewallProblem("conf_not_key_value", where=f"{where}:{n}")
         try:
             words = shlex.split(value, comments=True)
         except ValueError as e:
-            raise ValueError(f"{where}:{n}: {e}") from e
+            raise FirewallProblem("conf_quoting", where=f"{where}:{n}") from e
         out[key.strip()] = words[0] if words else ""
     return out
 
@@ -201,7 +207,7 @@ def configured(target: Target) -> dict[str, Any]:
         defaults = _shell_vars(default.lines, default.path) if default else {}
         policy = defaults.get("DEFAULT_INPUT_POLICY", "DROP").upper()
         if policy not in ("DROP", "REJECT", "ACCEPT"):
-            raise ValueError(f"/etc/default/ufw: DEFAULT_INPUT_POLICY={policy!r} is not DROP, REJECT or ACCEPT")
+            raise FirewallProblem("ufw_policy", value=policy)
         enabled = main.get("ENABLED", "no").lower() == "yes"
         conf["ufw"] = {"enabled": enabled, "input_policy": policy.lower(), "ipv6": defaults.get("IPV6", "yes"),
                        "default_deny": enabled and policy in ("DROP", "REJECT")}
@@ -209,7 +215,7 @@ def configured(target: Target) -> dict[str, Any]:
     if fwd is not None:
         zone = _shell_vars(fwd.lines, fwd.path).get("DefaultZone", "public")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", zone):
-            raise ValueError(f"firewalld.conf: bad DefaultZone {zone!r}")
+            raise FirewallProblem("firewalld_zone", value=zone)
         zone_target = None
         for d in ("/etc/firewalld/zones", "/usr/lib/firewalld/zones"):
             zf = read_optional(target, f"{d}/{zone}.xml")
@@ -238,7 +244,7 @@ def configured(target: Target) -> dict[str, Any]:
 class FirewallCollector(Collector):
     id = "firewall"
     reads = ("/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/net/ip_tables_names", "/etc/ufw/ufw.conf")
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {"live": target.can_run, "source": None, "chains": [], "problem": None,
@@ -246,8 +252,10 @@ class FirewallCollector(Collector):
         if not target.can_run:
             try:
                 facts["configured"] = configured(target)
-            except (ValueError, TargetError) as e:
-                facts["problem"] = str(e)
+            except FirewallProblem as e:
+                facts["problem"] = e.problem
+            except TargetError as e:
+                facts["problem"] = unreadable(e)
             return facts
         facts["ipv6_disabled"] = self._ipv6_disabled(target)
         try:
@@ -255,18 +263,21 @@ class FirewallCollector(Collector):
         except CommandUnavailable:
             res = None
         except CommandTimeout as e:
-            facts["problem"] = str(e)
+            facts["problem"] = problem("command_failed", error=str(e))
             return facts
         if res is not None:
             err = res.stderr.decode("utf-8", "replace").strip()
             if not res.ok:
-                facts["problem"] = f"nft: {err[-300:] or 'exit ' + str(res.returncode)}"
+                facts["problem"] = tool_failed("nft", res.returncode, err)
                 facts["permission_denied"] = _permission(err)
                 return facts
             try:
                 facts["chains"] = summarize_nft(json.loads(res.stdout))
-            except (ValueError, KeyError, TypeError) as e:
-                facts["problem"] = f"nft -j output not understood: {e}"
+            except FirewallProblem as e:
+                facts["problem"] = {**e.problem, "tool": "nft -j"}
+                return facts
+            except (ValueError, KeyError, TypeError) as e:  # JSON that is not what nft writes
+                facts["problem"] = problem("output_not_understood", tool="nft -j", detail=f"{type(e).__name__}: {e}")
                 return facts
             facts["source"] = "nft"
             if self._legacy_tables(target):
@@ -303,17 +314,17 @@ class FirewallCollector(Collector):
                     return
                 continue
             except CommandTimeout as e:
-                facts["problem"] = str(e)
+                facts["problem"] = problem("command_failed", error=str(e))
                 return
             err = res.stderr.decode("utf-8", "replace").strip()
             if not res.ok:
-                facts["problem"] = f"{argv[0]}: {err[-300:] or 'exit ' + str(res.returncode)}"
+                facts["problem"] = tool_failed(argv[0], res.returncode, err)
                 facts["permission_denied"] = _permission(err)
                 return
             try:
                 facts["chains"] += summarize_iptables_save(res.stdout.decode("utf-8", "replace"), family)
-            except ValueError as e:
-                facts["problem"] = f"{argv[0]} output not understood: {e}"
+            except FirewallProblem as e:
+                facts["problem"] = {**e.problem, "tool": argv[0]}
                 return
             if facts["source"] in (None, "none"):
                 facts["source"] = "iptables-save"

@@ -8,7 +8,8 @@ the check takes the newest of all. Binary files are parsed here with
 ``struct`` on x86-64/aarch64 glibc layouts (little-endian, 32-bit times), so
 the same code works on an image or over SSH, where the ``lastlog`` command is
 not an option. The facts also say which accounts can log in with an SSH key,
-because a locked password does not stop those.
+because a locked password does not stop those. A file that cannot be read as its kind is a ``problem``: a
+code with its parts (collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.accounts import parse_passwd
 from collectors.base import Collector, Facts
+from collectors.problems import Problem, unreadable
 from collectors.textfiles import read_text
 
 LASTLOG = "/var/log/lastlog"
@@ -36,9 +38,13 @@ MAX_BINARY = 64 * 1024 * 1024
 KEY_FILES = (".ssh/authorized_keys", ".ssh/authorized_keys2")
 
 
+class RecordsProblem(Problem):
+    """A login-record file that is not what its name says: a code and its parts."""
+
+
 def parse_lastlog(data: bytes) -> dict[str, int]:
     if len(data) % LASTLOG_RECORD.size:
-        raise ValueError(f"size {len(data)} is not a multiple of the {LASTLOG_RECORD.size}-byte record")
+        raise RecordsProblem("lastlog_size", size=len(data), record=LASTLOG_RECORD.size)
     out: dict[str, int] = {}
     for uid, (when, _line, _host) in enumerate(LASTLOG_RECORD.iter_unpack(data)):
         if when > 0:
@@ -69,7 +75,7 @@ def parse_lastlog2(data: bytes) -> dict[str, int]:
         db.deserialize(data)
         rows = db.execute("SELECT Name, Time FROM Lastlog2").fetchall()
     except sqlite3.Error as e:
-        raise ValueError(f"not a lastlog2 database: {e}") from e
+        raise RecordsProblem("not_lastlog2", detail=str(e)) from e
     finally:
         db.close()
     return {str(name): int(when) for name, when in rows if name and isinstance(when, int) and when > 0}
@@ -81,17 +87,17 @@ def _source(target: Target, path: str, parse: Any) -> dict[str, Any]:
     except FileMissing:
         return {"path": path, "present": False, "problem": None}
     except TargetError as e:
-        return {"path": path, "present": True, "problem": str(e)}
+        return {"path": path, "present": True, "problem": unreadable(e)}
     try:
         return {"path": path, "present": True, "problem": None, "records": parse(data)}
-    except ValueError as e:
-        return {"path": path, "present": True, "problem": f"{path}: {e}"}
+    except RecordsProblem as e:
+        return {"path": path, "present": True, "problem": {**e.problem, "path": path}}
 
 
 class LastlogCollector(Collector):
     id = "lastlog"
     lists = ("/var/log", "/var/lib/lastlog")
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {

@@ -8,7 +8,7 @@ rsyslog is read from the file each running ``rsyslogd`` was started with
 ``if … then`` or inside a ``ruleset``. For each forward the facts record the
 selector, so the check can tell whether authentication messages are among
 what leaves the host, and whether the stream is TLS (``gtls``/``ossl`` driver
-in mode 1, or RELP ``tls="on"``).
+in mode 1, or RELP ``tls="on"``). A ``problem`` is a code with its parts (collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import Problem, problem, unreadable
 from collectors.running import config_path, find_daemons
 from collectors.textfiles import glob, read_text
 
@@ -36,8 +37,8 @@ MAX_DEPTH = 16
 MAX_FORWARDS = 100
 
 
-class RsyslogProblem(Exception):
-    pass
+class RsyslogProblem(Problem):
+    """rsyslog would refuse this configuration (or mamoru cannot follow it): a code and its parts."""
 
 
 def strip_comments(text: str) -> str:
@@ -74,7 +75,7 @@ def strip_comments(text: str) -> str:
         elif text.startswith("/*", i) and (i == 0 or text[i - 1].isspace()):
             j = text.find("*/", i + 2)
             if j < 0:
-                raise RsyslogProblem("unterminated /* comment")
+                raise RsyslogProblem("unterminated_comment")
             out.append("\n" * text.count("\n", i, j))
             i = j + 2
             continue
@@ -82,7 +83,7 @@ def strip_comments(text: str) -> str:
             out.append(c)
         i += 1
     if quote:
-        raise RsyslogProblem("unterminated quoted string")
+        raise RsyslogProblem("unterminated_quote")
     return "".join(out)
 
 
@@ -108,7 +109,7 @@ def balanced(text: str, start: int, open_: str = "(", close: str = ")") -> int:
             if depth == 0:
                 return i + 1
         i += 1
-    raise RsyslogProblem(f"unbalanced '{open_}'")
+    raise RsyslogProblem("unbalanced", bracket=open_)
 
 
 def params(body: str) -> dict[str, str]:
@@ -128,14 +129,19 @@ class RsyslogParser:
 
     def parse_file(self, path: str, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
-            raise RsyslogProblem(f"{path}: includes nested too deeply (loop?)")
+            raise RsyslogProblem("nested_too_deeply", path=path)
         tf = read_text(self.target, path)
         self.files.append(path)
-        self.parse_text("\n".join(tf.lines), path, depth, context="")
+        try:
+            self.parse_text("\n".join(tf.lines), path, depth, context="")
+        except RsyslogProblem as e:
+            if "where" not in e.problem and "path" not in e.problem:
+                e.problem["path"] = path  # found by a helper that does not know the file
+            raise
 
     def include(self, pattern: str, where: str, depth: int, optional: bool) -> None:
         if not pattern.startswith("/"):
-            raise RsyslogProblem(f"{where}: relative include {pattern!r} is not supported")
+            raise RsyslogProblem("relative_include", where=where, pattern=pattern)
         st = self.target.stat(pattern) if not any(ch in pattern for ch in "*?[") else None
         if st is not None and st.mode & 0o170000 == 0o040000:
             names = sorted(self.target.list_dir(pattern))
@@ -143,7 +149,7 @@ class RsyslogParser:
         else:
             paths = glob(self.target, pattern)
         if not paths and not optional and not any(ch in pattern for ch in "*?["):
-            raise RsyslogProblem(f"{where}: included file {pattern} does not exist")
+            raise RsyslogProblem("include_missing", where=where, pattern=pattern)
         self.target.prefetch(paths)
         for p in paths:
             self.parse_file(p, depth + 1)
@@ -184,7 +190,7 @@ class RsyslogParser:
             elif re.match(r"if\b", rest):
                 then = re.search(r"\bthen\b", rest)
                 if not then:
-                    raise RsyslogProblem(f"{where(i)}: 'if' without 'then'")
+                    raise RsyslogProblem("if_without_then", where=where(i))
                 j = i + then.end()
                 while j < n and text[j].isspace():
                     j += 1
@@ -219,12 +225,12 @@ class RsyslogParser:
             else:
                 m_sel = re.match(r"([^\s]+)\s+", rest)
                 if not m_sel:
-                    raise RsyslogProblem(f"{where(i)}: cannot parse {rest[:40]!r}")
+                    raise RsyslogProblem("cannot_parse", where=where(i), text=rest[:40])
                 selector = m_sel.group(1)
                 if selector.startswith(":"):  # property filter ":msg, contains, "x"": up to the action
                     pm = re.match(r":[^,]+,\s*!?[\w-]+,\s*\"(?:[^\"\\]|\\.)*\"\s+", rest)
                     if not pm:
-                        raise RsyslogProblem(f"{where(i)}: malformed property filter")
+                        raise RsyslogProblem("malformed_filter", where=where(i))
                     selector, adv = "filter " + rest[:pm.end()].strip(), pm.end()
                 else:
                     adv = m_sel.end()
@@ -317,7 +323,7 @@ def read_upload(target: Target) -> dict[str, Any]:
         except FileMissing:
             continue
         except TargetError as e:
-            out["problem"] = str(e)
+            out["problem"] = problem("upload_unreadable", error=str(e))
             continue
         out["files"].append(path)
         section = ""
@@ -336,7 +342,7 @@ class LogForwardingCollector(Collector):
     reads = (RSYSLOG_CONF, UPLOAD_CONF, *UPLOAD_WANTS)
     lists = ("/etc/rsyslog.d", *UPLOAD_DROPINS, "/usr/lib/systemd")
     probes = (*RSYSLOG_BINARIES, *UPLOAD_BINARIES)
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         rs: dict[str, Any] = {"installed": any(target.exists(b) for b in RSYSLOG_BINARIES), "configs": [],
@@ -351,9 +357,11 @@ class LogForwardingCollector(Collector):
                     parser.parse_file(conf)
                 except FileMissing:
                     if configs:
-                        rs["problem"] = f"{conf}: no such file"
-                except (RsyslogProblem, TargetError) as e:
-                    rs["problem"] = str(e)
+                        rs["problem"] = problem("missing", path=conf)
+                except RsyslogProblem as e:
+                    rs["problem"] = e.problem
+                except TargetError as e:
+                    rs["problem"] = unreadable(e)
                 rs["configs"].append(conf)
                 rs["files"] += parser.files
                 rs["forwards"] += parser.forwards

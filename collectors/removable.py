@@ -8,7 +8,7 @@ a file in /etc hiding a same-named one in the others. A rule changes nothing
 if the module is already loaded or built into the kernel, so on a running
 system ``/proc/modules`` and ``/sys/module`` are read too. USBGuard is the
 other common control: its daemon config says what happens to devices no rule
-allows (``ImplicitPolicyTarget``).
+allows (``ImplicitPolicyTarget``). A ``problem`` is a code with its parts (collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import problem, unreadable
 from collectors.textfiles import read_text
 
 MODPROBE_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/usr/lib/modprobe.d",
@@ -80,7 +81,7 @@ def kernel_state(target: Target) -> dict[str, Any]:
     except FileMissing:
         text, modular = "", False
     except TargetError as e:
-        return {"readable": False, "problem": str(e)}
+        return {"readable": False, "problem": unreadable(e)}
     loaded = {line.split()[0] for line in text.splitlines() if line.strip()}
     out: dict[str, Any] = {"readable": True, "modular": modular, "loaded": sorted(m for m in MODULES if m in loaded)}
     # In /sys/module but not in /proc/modules: compiled into the kernel, so modprobe rules cannot stop it.
@@ -100,9 +101,9 @@ def usbguard(target: Target) -> dict[str, Any]:
             if m:
                 out["implicit_policy"] = m.group(1)
     except FileMissing:
-        out["problem"] = f"{USBGUARD_CONF} is missing"
+        out["problem"] = problem("missing", path=USBGUARD_CONF)
     except TargetError as e:
-        out["problem"] = str(e)
+        out["problem"] = unreadable(e)
     return out
 
 
@@ -111,7 +112,7 @@ class RemovableCollector(Collector):
     reads = (USBGUARD_CONF,)
     lists = MODPROBE_DIRS
     probes = USBGUARD_BINARIES
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {"modprobe": modprobe_rules(target), "usbguard": usbguard(target), "kernel": None}

@@ -6,7 +6,8 @@ splices another file in at that point, and the last value wins. An include
 whose name carries a ``%`` macro (``smb.conf.%m``) depends on the connecting
 client and cannot be read statically; the facts say so. The default floor
 depends on the version (SMB1 off by default since Samba 4.11), so the version
-comes from dpkg's database, else from ``smbd -V`` where commands run.
+comes from dpkg's database, else from ``smbd -V`` where commands run. A ``problem`` is a code with its parts
+(collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from agent.targets.base import CommandTimeout, CommandUnavailable, FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import Problem, problem, unreadable
 from collectors.textfiles import read_text
 
 CONFIG = "/etc/samba/smb.conf"
@@ -29,8 +31,8 @@ KEYS = {"serverminprotocol": "server min protocol", "minprotocol": "server min p
         "protocol": "server max protocol"}
 
 
-class SmbConfProblem(Exception):
-    pass
+class SmbConfProblem(Problem):
+    """smb.conf as Samba would refuse it, or as mamoru cannot follow it: a code and its parts."""
 
 
 def norm(name: str) -> str:
@@ -63,7 +65,7 @@ class SmbConfParser:
 
     def parse(self, path: str, depth: int = 0, section: str = "global") -> str:
         if depth > MAX_DEPTH:
-            raise SmbConfProblem(f"{path}: includes nested too deeply (loop?)")
+            raise SmbConfProblem("nested_too_deeply", path=path)
         try:
             tf = read_text(self.target, path)
         except FileMissing:
@@ -71,7 +73,7 @@ class SmbConfParser:
                 raise
             return section  # Samba skips a missing include with a warning
         except TargetError as e:
-            raise SmbConfProblem(str(e)) from e
+            raise SmbConfProblem("unreadable", error=str(e)) from e
         self.files.append(path)
         for n, line in logical_lines(tf.lines):
             s = line.strip()
@@ -79,11 +81,11 @@ class SmbConfParser:
                 continue
             if s.startswith("["):
                 if "]" not in s:
-                    raise SmbConfProblem(f"{path}:{n}: section header without ']'")
+                    raise SmbConfProblem("section_header", where=f"{path}:{n}")
                 section = s[1:s.index("]")].strip().lower()
                 continue
             if "=" not in s:
-                raise SmbConfProblem(f"{path}:{n}: not a 'name = value' line: {s[:60]!r}")
+                raise SmbConfProblem("not_name_value", where=f"{path}:{n}", text=s[:60])
             name, _, value = s.partition("=")
             key, value = norm(name), value.strip()
             if key == "include":
@@ -93,7 +95,7 @@ class SmbConfParser:
                 inc = value if value.startswith("/") else posixpath.join(posixpath.dirname(path), value)
                 section = self.parse(inc, depth + 1, section)
             elif key == "configfile":
-                raise SmbConfProblem(f"{path}:{n}: 'config file' replaces the configuration; not followed")
+                raise SmbConfProblem("config_file", where=f"{path}:{n}")
             elif key in KEYS and section == "global":
                 self.values[KEYS[key]] = {"value": value, "where": f"{path}:{n}"}
         return section
@@ -125,7 +127,7 @@ class SambaCollector(Collector):
     reads = (CONFIG,)
     lists = ("/etc/samba",)
     probes = BINARIES
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         binary = next((b for b in BINARIES if target.exists(b)), None)
@@ -139,9 +141,11 @@ class SambaCollector(Collector):
         try:
             parser.parse(CONFIG)
         except FileMissing:
-            facts["problem"] = f"{CONFIG} is missing"
-        except (SmbConfProblem, TargetError) as e:
-            facts["problem"] = str(e)
+            facts["problem"] = problem("missing", path=CONFIG)
+        except SmbConfProblem as e:
+            facts["problem"] = e.problem
+        except TargetError as e:
+            facts["problem"] = unreadable(e)
         facts["settings"] = parser.values
         facts["files"] = parser.files
         facts["dynamic_includes"] = parser.dynamic_includes

@@ -5,7 +5,8 @@ when linked from a ``*.wants`` directory under /etc/systemd/system) and cron
 (``/etc/crontab``, ``/etc/cron.d``, user crontabs, ``/etc/cron.{daily,…}``
 scripts, anacrontab). A schedule only proves intent; the newest report in the
 policy's report directory proves the job actually ran. Its age comes from the
-report's own ``run.finished`` when readable, else from the file time.
+report's own ``run.finished`` when readable, else from the file time. A report that cannot be read is a
+``problem``: a code with its parts (collectors/problems.py).
 
 ``jobs_mentioning`` is shared with the monitoring collector (is AIDE's check
 scheduled?).
@@ -23,6 +24,7 @@ from typing import Any
 
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import problem, unreadable
 from collectors.textfiles import read_text
 
 CRON_FILES = ("/etc/crontab", "/etc/anacrontab")
@@ -159,7 +161,7 @@ def newest_report(target: Target, directory: str) -> dict[str, Any]:
     except FileMissing:
         return out
     except TargetError as e:
-        out["exists"], out["problem"] = True, str(e)
+        out["exists"], out["problem"] = True, unreadable(e)
         return out
     out["exists"] = True
     reports = []
@@ -181,7 +183,7 @@ def newest_report(target: Target, directory: str) -> dict[str, Any]:
             raise ValueError("run.finished has no time zone")
         out["finished"], out["age_source"] = when.timestamp(), "run.finished"
     except (TargetError, ValueError, KeyError, TypeError) as e:
-        out["problem"] = f"{name}: not a readable mamoru report ({type(e).__name__})"
+        out["problem"] = problem("not_a_report", file=name, detail=type(e).__name__)
     return out
 
 
@@ -189,7 +191,7 @@ class ScheduleStateCollector(Collector):
     id = "schedule_state"
     reads = CRON_FILES
     lists = (*CRON_DIRS, *CRON_SCRIPT_DIRS, *UNIT_DIRS)
-    version = "1"
+    version = "2"  # 2: the report's problem is a code with its parts
     inputs = ("schedule.report_dir",)
 
     def collect(self, target: Target) -> Facts:

@@ -6,7 +6,8 @@ rootfs image, a scan without root), the config is parsed by sshd's own rules:
 case-insensitive keywords, the first value wins, ``Include`` with globs
 relative to /etc/ssh, ``Match`` blocks apply conditionally and so do not
 change the global settings. A file that sshd would refuse makes the facts
-carry a problem, which the checks report as ``error``, never as a guess.
+carry a problem (a code with its parts, collectors/problems.py), which the checks report as ``error``,
+never as a guess.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from agent.targets.base import CommandUnavailable, Target, TargetError
 from collectors import data
 from collectors.base import Collector, CollectorError, Facts
+from collectors.problems import Problem, problem
 from collectors.textfiles import glob, read_text
 
 CONFIG = "/etc/ssh/sshd_config"
@@ -25,8 +27,8 @@ BINARIES = ("/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd", "/usr/local/sbin/ss
 MAX_INCLUDE_DEPTH = 16  # sshd's own limit (servconf.c SERVCONF_MAX_DEPTH)
 
 
-class ConfigProblem(Exception):
-    """sshd would refuse this configuration."""
+class ConfigProblem(Problem):
+    """sshd would refuse this configuration: a code and its parts."""
 
 
 def apply_modifier(default: str, value: str) -> str:
@@ -61,7 +63,7 @@ class SshdConfigParser:
             keyword, args = self._split(line, f"command line -o #{n}")
             kw = keyword.lower()
             if kw not in self.known:
-                raise ConfigProblem(f"command line: Bad configuration option: {keyword}")
+                raise ConfigProblem("bad_option", where="command line", keyword=keyword)
             self._validate(kw, args, f"command line -o {line}")
             if kw in self.accumulate:
                 self.settings.setdefault(kw, []).append(" ".join(args))
@@ -72,13 +74,13 @@ class SshdConfigParser:
 
     def _parse_file(self, path: str, *, depth: int, active: bool, stack: tuple[str, ...]) -> None:
         if path in stack:
-            raise ConfigProblem(f"Include loop: {' -> '.join([*stack, path])}")
+            raise ConfigProblem("include_loop", chain=" -> ".join([*stack, path]))
         if depth > MAX_INCLUDE_DEPTH:
-            raise ConfigProblem(f"{path}: too many recursive configuration includes")
+            raise ConfigProblem("nested_too_deeply", path=path)
         try:
             tf = read_text(self.target, path)
         except TargetError as e:
-            raise ConfigProblem(str(e)) from e
+            raise ConfigProblem("unreadable", error=str(e)) from e
         self.files.append(path)
         file_active = active
         for n, raw in enumerate(tf.lines, 1):
@@ -89,15 +91,15 @@ class SshdConfigParser:
             keyword, args = self._split(line, where)
             kw = keyword.lower()
             if kw not in self.known:
-                raise ConfigProblem(f"{where}: Bad configuration option: {keyword}")
+                raise ConfigProblem("bad_option", where=where, keyword=keyword)
             if kw == "match":
                 if not args:
-                    raise ConfigProblem(f"{where}: Match needs criteria")
+                    raise ConfigProblem("match_criteria", where=where)
                 # "Match all" returns to settings that apply to everyone.
                 file_active = active and [a.lower() for a in args] == ["all"]
                 continue
             if not args:
-                raise ConfigProblem(f"{where}: {keyword} is missing an argument")
+                raise ConfigProblem("missing_argument", where=where, keyword=keyword)
             if kw == "include":
                 for pattern in args:
                     full = pattern if pattern.startswith("/") else posixpath.join("/etc/ssh", pattern)
@@ -122,17 +124,17 @@ class SshdConfigParser:
         try:
             parts = shlex.split(line, comments=True, posix=True)
         except ValueError as e:
-            raise ConfigProblem(f"{where}: {e}") from e
+            raise ConfigProblem("quoting", where=where) from e
         if not parts:
-            raise ConfigProblem(f"{where}: empty directive")
+            raise ConfigProblem("empty_directive", where=where)
         return parts[0], parts[1:]
 
     def _validate(self, kw: str, args: list[str], where: str) -> None:
         choices = self.table["choices"].get(kw)
         if choices is not None and (len(args) != 1 or args[0].lower() not in choices):
-            raise ConfigProblem(f"{where}: unsupported option {' '.join(args)!r} for {kw}")
+            raise ConfigProblem("unsupported_option", where=where, keyword=kw, value=" ".join(args)[:120])
         if kw in self.table["integers"] and (len(args) != 1 or not args[0].isdigit()):
-            raise ConfigProblem(f"{where}: {kw} needs an integer, got {' '.join(args)!r}")
+            raise ConfigProblem("needs_integer", where=where, keyword=kw, value=" ".join(args)[:120])
 
 
 def with_defaults(settings: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -205,7 +207,7 @@ class SshdCollector(Collector):
     reads = (CONFIG,)
     lists = ("/etc/ssh", "/etc/ssh/sshd_config.d")
     probes = BINARIES
-    version = "2"  # 2: running listeners and their own configuration files
+    version = "3"  # 2: running listeners and their own configuration files; 3: problems are codes
 
     def collect(self, target: Target) -> Facts:
         facts = self._default(target)
@@ -251,12 +253,13 @@ class SshdCollector(Collector):
         if res is not None:
             err = res.stderr.decode("utf-8", "replace").strip()
             if "bad configuration option" in err.lower():
-                return {"source": None, "settings": {}, "problem": f"sshd -T refused {config}: {err.splitlines()[-1]}"}
+                return {"source": None, "settings": {}, "problem": problem("refused", config=config,
+                                                                            output=err.splitlines()[-1][-300:])}
         parser = SshdConfigParser(target)
         try:
             parsed = parser.parse(config, tuple(overrides))
         except ConfigProblem as e:
-            return {"source": None, "settings": {}, "problem": str(e), "files": parser.files}
+            return {"source": None, "settings": {}, "problem": e.problem, "files": parser.files}
         return {"source": "config", "settings": with_defaults(parsed), "problem": None, "files": parser.files}
 
     def _default(self, target: Target) -> Facts:
@@ -280,16 +283,16 @@ class SshdCollector(Collector):
                 err = res.stderr.decode("utf-8", "replace").strip()
                 facts["sshd_t_error"] = err[-500:]
                 if "bad configuration option" in err.lower() or "bad configuration options" in err.lower():
-                    facts["problem"] = f"sshd -T refused the configuration: {err.splitlines()[-1] if err else ''}"
+                    facts["problem"] = problem("refused", config=CONFIG, output=err.splitlines()[-1][-300:])
                     return facts
         if not has_config:
-            facts["problem"] = f"{CONFIG}: no such file (sshd would not start)"
+            facts["problem"] = problem("missing", path=CONFIG)
             return facts
         parser = SshdConfigParser(target)
         try:
             parsed = parser.parse()
         except ConfigProblem as e:
-            facts["problem"] = str(e)
+            facts["problem"] = e.problem
             facts["files"] = parser.files
             return facts
         facts["source"] = "config"

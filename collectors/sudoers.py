@@ -4,7 +4,8 @@ Follows ``@include``/``#include`` and ``@includedir``/``#includedir`` (files
 in the directory whose names contain no ``.`` and do not end in ``~``, as sudo
 does), joins continuation lines, records aliases, Defaults and user
 specifications with the tags (NOPASSWD …) that apply to each command. The
-judgement — which of these is "passwordless blanket sudo" — is the check's.
+judgement — which of these is "passwordless blanket sudo" — is the check's. A file sudo would refuse is a
+``problem``: a code with its parts (collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import Problem
 from collectors.textfiles import read_text
 
 SUDOERS = "/etc/sudoers"
@@ -28,8 +30,8 @@ _KNOWN_TAGS = {"NOPASSWD", "PASSWD", "NOEXEC", "EXEC", "SETENV", "NOSETENV", "LO
                "LOG_OUTPUT", "NOLOG_OUTPUT", "MAIL", "NOMAIL", "FOLLOW", "NOFOLLOW", "INTERCEPT", "NOINTERCEPT"}
 
 
-class SudoersProblem(Exception):
-    """sudo would refuse this file (visudo -c would fail)."""
+class SudoersProblem(Problem):
+    """sudo would refuse this file (visudo -c would fail): a code and its parts."""
 
 
 def split_top(text: str, sep: str) -> list[str]:
@@ -76,11 +78,11 @@ def parse_spec(text: str, where: str) -> list[dict[str, Any]]:
     """``users hosts = (runas) TAGS: cmnd, … [: hosts = …]`` -> one entry per command."""
     users_hosts, eq, rest = text.partition("=")
     if not eq:
-        raise SudoersProblem(f"{where}: syntax error (no '=')")
+        raise SudoersProblem("no_equals", where=where)
     left = re.sub(r"\s*,\s*", ",", users_hosts.strip())
     parts = left.split()
     if len(parts) != 2:
-        raise SudoersProblem(f"{where}: syntax error in user/host list {users_hosts.strip()!r}")
+        raise SudoersProblem("user_host_list", where=where, text=users_hosts.strip()[:120])
     users = parts[0].split(",")
     entries: list[dict[str, Any]] = []
     runas: str | None = None
@@ -100,7 +102,7 @@ def parse_spec(text: str, where: str) -> list[dict[str, Any]]:
                 nopasswd = t.group(1) == "NOPASSWD"
             cmd = cmd[t.end():]
         if not cmd:
-            raise SudoersProblem(f"{where}: empty command in {text.strip()!r}")
+            raise SudoersProblem("empty_command", where=where)
         entries.append({"users": users, "runas": runas, "nopasswd": nopasswd, "command": cmd.strip()})
     return entries
 
@@ -115,13 +117,13 @@ class SudoersParser:
 
     def parse_file(self, path: str, depth: int = 0, stack: tuple[str, ...] = ()) -> None:
         if path in stack:
-            raise SudoersProblem(f"include loop: {' -> '.join([*stack, path])}")
+            raise SudoersProblem("include_loop", chain=" -> ".join([*stack, path]))
         if depth > MAX_DEPTH:
-            raise SudoersProblem(f"{path}: includes nested too deeply")
+            raise SudoersProblem("nested_too_deeply", path=path)
         try:
             tf = read_text(self.target, path)
         except TargetError as e:
-            raise SudoersProblem(str(e)) from e
+            raise SudoersProblem("unreadable", error=str(e)) from e
         self.files.append(path)
         logical: list[tuple[int, str]] = []
         buf, start = "", 0
@@ -135,7 +137,7 @@ class SudoersParser:
             logical.append((start, buf))
             buf = ""
         if buf:
-            raise SudoersProblem(f"{path}:{start}: line continuation at end of file")
+            raise SudoersProblem("continuation_at_end", where=f"{path}:{start}")
         for n, raw in logical:
             line = _strip_comment(raw.strip()).strip()
             if not line:
@@ -154,7 +156,7 @@ class SudoersParser:
                     except FileMissing:
                         continue
                     except TargetError as e:
-                        raise SudoersProblem(f"{where}: {e}") from e
+                        raise SudoersProblem("includedir_unreadable", where=where, error=str(e)) from e
                     self.target.prefetch(posixpath.join(full, n) for n in names if "." not in n and not n.endswith("~"))
                     for name in names:
                         if "." in name or name.endswith("~"):
@@ -167,7 +169,7 @@ class SudoersParser:
                 for definition in split_top(alias.group(2), ":"):
                     name, eq, members = definition.partition("=")
                     if not eq or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name.strip()):
-                        raise SudoersProblem(f"{where}: bad alias definition {definition.strip()!r}")
+                        raise SudoersProblem("bad_alias", where=where, text=definition.strip()[:120])
                     self.aliases[kind][name.strip()] = [m.strip() for m in split_top(members, ",") if m.strip()]
                 continue
             dm = _DEFAULTS.match(line)
@@ -186,7 +188,7 @@ class SudoersCollector(Collector):
     reads = (SUDOERS,)
     lists = ("/etc/sudoers.d",)
     probes = BINARIES
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         installed = target.exists(SUDOERS) or any(target.exists(b) for b in BINARIES)
@@ -198,8 +200,8 @@ class SudoersCollector(Collector):
         try:
             parser.parse_file(SUDOERS)
         except SudoersProblem as e:
-            facts["problem"] = str(e)
-            facts["permission_denied"] = "permission denied" in str(e).lower()
+            facts["problem"] = e.problem
+            facts["permission_denied"] = "permission denied" in str(e.problem.get("error", "")).lower()
         facts.update(files=parser.files, rules=parser.rules, defaults=parser.defaults, aliases=parser.aliases)
         return facts
 

@@ -6,7 +6,8 @@ through the command socket its own configuration names (``-f`` and
 offset of the system clock, leap status. systemd-timesyncd marks a completed
 synchronisation with ``/run/systemd/timesync/synchronized``. ntpd's state is
 not read (no ntpq parser here), which the check reports as such. On an image
-only the configuration and boot-time enablement can be read.
+only the configuration and boot-time enablement can be read. A ``problem`` is a code with its parts
+(collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from agent.targets.base import CommandTimeout, CommandUnavailable, Target, TargetError
 from collectors.base import Collector, CollectorError, Facts
+from collectors.problems import Problem, problem, tool_failed, unreadable
 from collectors.processes import find, list_processes, restricted
 from collectors.textfiles import glob, read_optional
 from collectors.units import unit_enabled
@@ -35,8 +37,8 @@ SOURCE_DIRECTIVES = {"server", "pool", "peer", "refclock"}
 LOCAL_REFIDS = {"7F7F0101", "4C4F434C"}
 
 
-class ConfProblem(ValueError):
-    pass
+class ConfProblem(Problem):
+    """A configuration or an answer of chronyc that cannot be used: a code and its parts."""
 
 
 def chrony_conf(target: Target, path: str) -> dict[str, Any]:
@@ -45,11 +47,11 @@ def chrony_conf(target: Target, path: str) -> dict[str, Any]:
 
     def read(p: str, depth: int) -> None:
         if depth > 8:
-            raise ConfProblem(f"{p}: includes nested too deeply")
+            raise ConfProblem("nested_too_deeply", path=p)
         tf = read_optional(target, p)
         if tf is None:
             if depth == 0:
-                raise ConfProblem(f"{p}: no such file")
+                raise ConfProblem("missing", path=p)
             return
         out["files"].append(p)
         for n, raw in enumerate(tf.lines, 1):
@@ -59,11 +61,11 @@ def chrony_conf(target: Target, path: str) -> dict[str, Any]:
             try:
                 words = shlex.split(line)
             except ValueError as e:
-                raise ConfProblem(f"{p}:{n}: {e}") from e
+                raise ConfProblem("quoting", where=f"{p}:{n}") from e
             key = words[0].lower()
             if key in SOURCE_DIRECTIVES:
                 if len(words) < 2:
-                    raise ConfProblem(f"{p}:{n}: {key} needs an address")
+                    raise ConfProblem("needs_address", where=f"{p}:{n}", key=key)
                 out["sources"].append(f"{key} {words[1]}")
             elif key == "local":
                 out["local"] = True
@@ -87,16 +89,16 @@ def parse_tracking_csv(text: str) -> dict[str, Any]:
     """``chronyc -c tracking``: 14 comma-separated fields."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     if len(lines) != 1:
-        raise ConfProblem(f"chronyc tracking: expected one CSV line, got {len(lines)}")
+        raise ConfProblem("tracking_lines", lines=len(lines))
     fields = lines[0].split(",")
     if len(fields) != 14 or not re.fullmatch(r"[0-9A-Fa-f]{8}", fields[0]):
-        raise ConfProblem(f"chronyc tracking: unexpected output {lines[0][:120]!r}")
+        raise ConfProblem("tracking_output", output=lines[0][:120])
     try:
         return {"reference_id": fields[0].upper(), "reference": fields[1], "stratum": int(fields[2]),
                 "system_offset_s": float(fields[4]), "root_dispersion_s": float(fields[11]),
                 "leap_status": fields[13]}
     except ValueError as e:
-        raise ConfProblem(f"chronyc tracking: {e}") from e
+        raise ConfProblem("tracking_output", output=lines[0][:120]) from e
 
 
 def _cmdline_conf(cmdline: list[str]) -> tuple[str | None, bool]:
@@ -125,7 +127,7 @@ def _timesyncd(target: Target) -> dict[str, Any]:
                 continue
             key, eq, value = line.partition("=")
             if not eq:
-                raise ConfProblem(f"{path}:{n}: not a Key=value line")
+                raise ConfProblem("not_key_value", where=f"{path}:{n}")
             settings[key.strip()] = value.strip()
     return {"ntp": settings.get("NTP", ""), "fallback_ntp": settings.get("FallbackNTP", "(built-in)"),
             "enabled_at_boot": unit_enabled(target, "systemd-timesyncd.service")}
@@ -153,16 +155,19 @@ class TimesyncCollector(Collector):
     reads = (*CHRONY_CONFS, TIMESYNCD_CONF, *NTP_CONFS, TIMESYNCD_FLAG)
     lists = ("/etc/chrony/conf.d", "/etc/chrony/sources.d", *TIMESYNCD_DROPINS, "/etc/systemd/system")
     probes = ("/lib/systemd/systemd-timesyncd", "/usr/lib/systemd/systemd-timesyncd")
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
 
     def collect(self, target: Target) -> Facts:
         facts: Facts = {"live": target.can_run, "daemons": [], "processes_error": None, "problem": None,
                         "restricted": False}
         try:
             facts["configured"] = configured(target)
-        except (ConfProblem, TargetError) as e:
+        except ConfProblem as e:
             facts["configured"] = {}
-            facts["problem"] = str(e)
+            facts["problem"] = e.problem
+        except TargetError as e:
+            facts["configured"] = {}
+            facts["problem"] = unreadable(e)
         try:
             procs = list_processes(target)
         except CollectorError as e:
@@ -179,8 +184,12 @@ class TimesyncCollector(Collector):
                 try:
                     conf = chrony_conf(target, conf_path or next((c for c in CHRONY_CONFS if target.exists(c)),
                                                                  CHRONY_CONFS[0]))
-                except (ConfProblem, TargetError) as e:
-                    d["problem"] = str(e)
+                except ConfProblem as e:
+                    d["problem"] = e.problem
+                    facts["daemons"].append(d)
+                    continue
+                except TargetError as e:
+                    d["problem"] = unreadable(e)
                     facts["daemons"].append(d)
                     continue
                 d.update(config=conf["file"], sources=conf["sources"])
@@ -193,7 +202,7 @@ class TimesyncCollector(Collector):
                 try:
                     d["state"] = {"synchronized": target.exists(TIMESYNCD_FLAG)}
                 except TargetError as e:
-                    d["problem"] = str(e)
+                    d["problem"] = unreadable(e)
             facts["daemons"].append(d)
         facts["restricted"] = restricted(target)
         return facts
@@ -204,16 +213,16 @@ class TimesyncCollector(Collector):
         try:
             res = target.run(argv, timeout=10)
         except (CommandUnavailable, CommandTimeout) as e:
-            return {"problem": f"chronyc: {e}"}
+            return {"problem": problem("command_failed", error=str(e))}
         out = res.stdout.decode("utf-8", "replace")
         err = res.stderr.decode("utf-8", "replace").strip()
         if not res.ok or not out.strip():
-            return {"problem": f"chronyc: {(err or out).strip()[-300:] or 'exit ' + str(res.returncode)}",
+            return {"problem": tool_failed("chronyc", res.returncode, err or out),
                     "permission_denied": "permission denied" in (err + out).lower()}
         try:
             return {"state": parse_tracking_csv(out)}
         except ConfProblem as e:
-            return {"problem": str(e)}
+            return {"problem": e.problem}
 
 
 COLLECTOR = TimesyncCollector()

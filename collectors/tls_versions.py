@@ -5,12 +5,14 @@ One handshake per version, each with a client that offers *only* that version
 otherwise OpenSSL 3 refuses to even offer TLS 1.0/1.1). A completed handshake
 is an acceptance; a protocol alert or a closed connection is a refusal; a
 timeout is neither and stays unknown. When the local OpenSSL cannot offer a
-version at all, that version is unknown too, never "refused".
+version at all, that version is unknown too, never "refused". What happened to each handshake is a code
+with its parts (``{"code": "connect_failed", "errno": "ECONNREFUSED"}``), worded by the check.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import socket
 import ssl
 import warnings
@@ -53,43 +55,51 @@ def client_context(version: str) -> ssl.SSLContext | None:
     return ctx
 
 
+def _os_error(e: OSError) -> dict[str, Any]:
+    """A socket error: the errno's name (ECONNREFUSED), which reads the same in every language, and the system's
+    own English wording of it."""
+    name = errno.errorcode.get(e.errno or 0) or type(e).__name__
+    return {"errno": name, "detail": e.strerror or str(e) or name}
+
+
 def handshake(host: str, port: int, version: str, *, scope: Sequence[IPNetwork],
-              timeout: float = HANDSHAKE_TIMEOUT) -> tuple[bool | None, str]:
-    """(accepted?, detail). None when it cannot be told (no connection, timeout, local library)."""
+              timeout: float = HANDSHAKE_TIMEOUT) -> tuple[bool | None, dict[str, Any]]:
+    """(accepted?, what happened, as a code with its parts). None when it cannot be told (no connection,
+    timeout, local library)."""
     ctx = client_context(version)
     if ctx is None:
-        return None, f"the local OpenSSL ({ssl.OPENSSL_VERSION}) cannot offer {version}"
+        return None, {"code": "local_cannot_offer", "openssl": ssl.OPENSSL_VERSION, "version": version}
     guard(host, scope)
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except TimeoutError:
-        return None, "connection timed out"
+        return None, {"code": "connect_timeout"}
     except OSError as e:
-        return None, f"cannot connect: {e.strerror or e}"
+        return None, {"code": "connect_failed", **_os_error(e)}
     try:
         with ctx.wrap_socket(raw, do_handshake_on_connect=False) as tls:
             tls.settimeout(timeout)
             tls.do_handshake()
             got = tls.version()
-            return (got == version), f"handshake completed ({got})"
+            return (got == version), {"code": "completed", "version": got}
     except ssl.SSLError as e:
         reason = e.reason or type(e).__name__
         if reason == "NO_PROTOCOLS_AVAILABLE":
-            return None, f"the local OpenSSL refused to offer {version}"
-        return False, f"refused: {reason}"
+            return None, {"code": "local_refused", "version": version}
+        return False, {"code": "refused", "reason": reason}
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-        return False, "refused: connection closed during the handshake"
+        return False, {"code": "closed"}
     except TimeoutError:
-        return None, "handshake timed out"
+        return None, {"code": "handshake_timeout"}
     except OSError as e:
-        return None, f"handshake failed: {e.strerror or e}"
+        return None, {"code": "handshake_failed", **_os_error(e)}
     finally:
         raw.close()
 
 
 def probe_endpoint(host: str, port: int, service: str, scope: Sequence[IPNetwork]) -> dict[str, Any]:
     versions: dict[str, bool | None] = {}
-    details: dict[str, str] = {}
+    details: dict[str, dict[str, Any]] = {}
     for version, _, _ in VERSIONS:
         versions[version], details[version] = handshake(host, port, version, scope=scope)
     return {"address": host, "port": port, "service": service, "versions": versions, "details": details}
@@ -97,7 +107,7 @@ def probe_endpoint(host: str, port: int, service: str, scope: Sequence[IPNetwork
 
 class TlsVersions(NetworkCollector):
     id = "tls_versions"
-    version = "1"
+    version = "2"  # 2: each version's detail is a code with its parts
     timeout = 400.0
 
     def gather(self, target: NetworkTarget, scope: Sequence[IPNetwork]) -> Facts:

@@ -10,7 +10,8 @@ so (Debian's ``Label: Debian-Security``, Ubuntu's ``Suite: *-security``).
 
 Nothing here asks the network: the answer is only as current as the lists, so
 the facts carry each security index's own ``Date:`` (when the archive produced
-it). The check judges that age too; missing lists are reported, never guessed.
+it). The check judges that age too; missing lists are reported, never guessed. A ``problem`` is a code with
+its parts (collectors/problems.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
+from collectors.problems import Problem, problem, unreadable
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 LISTS = "/var/lib/apt/lists"
@@ -34,8 +36,8 @@ MAX_INDEX_BYTES = 256 * 1024 * 1024
 MAX_LISTED = 200  # pending packages kept in facts; the total is always exact
 
 
-class ListProblem(Exception):
-    pass
+class ListProblem(Problem):
+    """A package index that cannot be used: a code and its parts."""
 
 
 # --- dpkg version ordering (deb-version(7), lib/dpkg/version.c) -------------
@@ -205,9 +207,9 @@ def _decompress(path: str, raw: bytes, limit: int) -> bytes:
     else:
         data = bytes(d.decompress(raw, max_length=limit + 1))
     if len(data) > limit:
-        raise ListProblem(f"{path}: more than {limit} bytes once decompressed")
+        raise ListProblem("too_large", path=path, limit=limit)
     if not getattr(d, "eof", True):
-        raise ListProblem(f"{path}: the compressed stream ends early (truncated file?)")
+        raise ListProblem("truncated", path=path)
     return data
 
 
@@ -219,11 +221,11 @@ def read_index(target: Target, path: str) -> str:
     except ListProblem:
         raise
     except Exception as e:  # each format's own error class; a broken index is a problem, never a crash
-        raise ListProblem(f"{path}: cannot decompress ({type(e).__name__}: {e})") from e
+        raise ListProblem("cannot_decompress", path=path, detail=f"{type(e).__name__}: {e}") from e
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ListProblem(f"{path}: not UTF-8") from e
+        raise ListProblem("not_utf8", path=path) from e
 
 
 def installed_packages(target: Target) -> list[dict[str, str]]:
@@ -250,7 +252,7 @@ class UpdatesCollector(Collector):
     id = "updates"
     reads = AUTO_UPGRADES
     lists = (LISTS, "/etc/apt/apt.conf.d", "/var/lib/dpkg")
-    version = "1"
+    version = "2"  # 2: problems are codes with their parts
     timeout = 30.0
 
     def collect(self, target: Target) -> Facts:
@@ -263,10 +265,10 @@ class UpdatesCollector(Collector):
         try:
             names = target.list_dir(LISTS)
         except FileMissing:
-            facts["problem"] = f"{LISTS} does not exist: apt has never fetched package lists"
+            facts["problem"] = problem("no_lists", dir=LISTS)
             return facts
         except TargetError as e:
-            facts["problem"] = str(e)
+            facts["problem"] = unreadable(e)
             return facts
         releases = [n for n in names if n.endswith(("_InRelease", "_Release"))]
         security_indexes: list[tuple[str, str]] = []
@@ -278,7 +280,7 @@ class UpdatesCollector(Collector):
                 rel = parse_release(target.read_file(posixpath.join(LISTS, rname), max_bytes=1 << 24)
                                     .decode("utf-8", "replace"))
             except TargetError as e:
-                facts["suites"].append({"release_file": rname, "problem": str(e), "security": None})
+                facts["suites"].append({"release_file": rname, "problem": unreadable(e), "security": None})
                 continue
             sec = is_security(rel)
             pk = [n for n in names if n.startswith(prefix) and "_binary-" in n and "_Packages" in n
@@ -290,12 +292,14 @@ class UpdatesCollector(Collector):
             if sec:
                 security_indexes += [(rel.get("Suite") or rel.get("Codename") or rname, n) for n in pk]
         if not releases:
-            facts["problem"] = f"no package lists in {LISTS}: run apt-get update"
+            facts["problem"] = problem("no_releases", dir=LISTS)
             return facts
         try:
             facts.update(self._pending(target, security_indexes))
-        except (ListProblem, TargetError) as e:
-            facts["problem"] = str(e)
+        except ListProblem as e:
+            facts["problem"] = e.problem
+        except TargetError as e:
+            facts["problem"] = unreadable(e)
         return facts
 
     def _pending(self, target: Target, indexes: list[tuple[str, str]]) -> dict[str, Any]:
@@ -306,7 +310,7 @@ class UpdatesCollector(Collector):
             text = read_index(target, posixpath.join(LISTS, name))
             for p in parse_control(text, ("Package", "Version", "Architecture"), packages=names):
                 if "Package" not in p or "Version" not in p:
-                    raise ListProblem(f"{name}: stanza without Package or Version")
+                    raise ListProblem("stanza", path=name)
                 key = (p["Package"], p.get("Architecture", ""))
                 if key not in newest or compare_versions(p["Version"], newest[key][0]) > 0:
                     newest[key] = (p["Version"], suite)

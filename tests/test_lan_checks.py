@@ -50,7 +50,8 @@ def test_wl02_malformed_and_missing_facts() -> None:
 def ep(addr: str, port: int, v10: bool | None, v11: bool | None, v12: bool | None, v13: bool | None) -> dict[str, Any]:
     versions = {"TLSv1": v10, "TLSv1.1": v11, "TLSv1.2": v12, "TLSv1.3": v13}
     return {"address": addr, "port": port, "service": "https", "versions": versions,
-            "details": {k: "timed out" if v is None else "ok" for k, v in versions.items()}}
+            "details": {k: {"code": "handshake_timeout"} if v is None else {"code": "completed", "version": k}
+                        for k, v in versions.items()}}
 
 
 def tls(*endpoints: dict[str, Any]) -> FactSet:

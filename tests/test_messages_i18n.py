@@ -28,6 +28,7 @@ MakeRootfs = Callable[[dict[str, str | bytes]], Path]
 #: that contain blanks. Lower case; matched as whole runs.
 ALLOWED_RUNS = frozenset({
     "server min protocol", "server max protocol",  # smb.conf keys
+    "mamoru checks list",  # a command to type
 })
 #: A run of English words: ASCII letters (an apostrophe inside), separated by blanks only, and not glued to
 #: an identifier (a path, key=value, a dotted or hyphenated name) at either end. Japanese text needs no
