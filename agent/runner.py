@@ -26,7 +26,7 @@ import agent
 from agent.config.policy import Policy
 from agent.targets import open_target
 from agent.targets.base import Target, TargetError
-from checks.base import Check, FactSet, Status, Text, common_texts
+from checks.base import Check, FactSet, Status, Text, common_texts, explain
 from collectors.base import Collector, CollectorError
 from reports.model import Finding, Report, RunInfo, TargetRecord
 
@@ -252,8 +252,9 @@ def evaluate_target(tf: TargetFacts, checks: Sequence[Check], policy: Policy) ->
         expected: Any = None
         if tf.status == "error":
             outcome_status = Status.ERROR
+            reason = explain(tf.error or "")
             message = common_texts()["facts_unavailable"].format(
-                {"reason_ja": tf.error or "", "reason_en": tf.error or ""}
+                {"reason_ja": reason.ja, "reason_en": reason.en}
             )
         elif problem is not None:
             outcome_status, message = Status.ERROR, problem[1]

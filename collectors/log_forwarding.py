@@ -305,6 +305,26 @@ class RsyslogParser:
                               "selector": selector, "context": context or None})
 
 
+def without_credentials(url: str) -> str:
+    """Where logs go, without what would let someone else send them: ``user:password@``, query and fragment.
+
+    A journal-upload URL may carry a password or a token (``https://u:p@log:19532/?key=…``); the facts need
+    the scheme, host, port and path only, and facts end up in bundles and reports.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(unparsable URL, not shown)"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def read_upload(target: Target) -> dict[str, Any]:
     installed = any(target.exists(b) for b in UPLOAD_BINARIES)
     out: dict[str, Any] = {"installed": installed, "url": None, "enabled": False, "files": [], "problem": None}
@@ -332,7 +352,7 @@ def read_upload(target: Target) -> dict[str, Any]:
             if line.startswith("["):
                 section = line.strip("[]")
             elif section == "Upload" and line.startswith("URL="):
-                out["url"] = line[4:].strip() or None
+                out["url"] = without_credentials(line[4:].strip()) or None
     out["enabled"] = any(target.exists(p) for p in UPLOAD_WANTS)
     return out
 
@@ -342,7 +362,7 @@ class LogForwardingCollector(Collector):
     reads = (RSYSLOG_CONF, UPLOAD_CONF, *UPLOAD_WANTS)
     lists = ("/etc/rsyslog.d", *UPLOAD_DROPINS, "/usr/lib/systemd")
     probes = (*RSYSLOG_BINARIES, *UPLOAD_BINARIES)
-    version = "2"  # 2: problems are codes with their parts
+    version = "3"  # 2: problems are codes with their parts; 3: the upload URL without credentials
 
     def collect(self, target: Target) -> Facts:
         rs: dict[str, Any] = {"installed": any(target.exists(b) for b in RSYSLOG_BINARIES), "configs": [],

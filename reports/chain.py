@@ -24,7 +24,10 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reports.notes import Note
 
 from agent.errors import ConfigError
 
@@ -288,7 +291,7 @@ def _newest(entries: list[_Entry]) -> tuple[_Entry, list[_Entry]]:
 
 
 def find_previous(directory: str | Path, scope: str, *, signed: bool = False
-                  ) -> tuple[dict[str, str] | None, list[str]]:
+                  ) -> tuple[dict[str, str] | None, list[Note]]:
     """The link to the newest report of ``scope`` in ``directory`` (None for the first), and warnings.
 
     With ``signed`` (the new report will be signed), a series in which some report is signed only links
@@ -296,13 +299,12 @@ def find_previous(directory: str | Path, scope: str, *, signed: bool = False
     unsigned) would otherwise enter the signed chain for good. The new report then follows the newest
     signed one, and the warning names the unsigned one, which ``verify --chain`` shows as unsigned.
     """
-    from reports.safe_text import printable
+    from reports.notes import note
 
-    where = printable(str(directory))
     series = [e for e in _series_entries(Path(directory)) if e.scope == scope]
     if not series:
         return None, []
-    warnings = []
+    warnings: list[Note] = []
     newest, heads = _newest(series)
     if signed:
         with_sig = [e for e in series if (Path(directory) / f"{e.name}{SIG_SUFFIX}").exists()]
@@ -310,16 +312,11 @@ def find_previous(directory: str | Path, scope: str, *, signed: bool = False
             skipped = newest
             newest, heads = _newest(with_sig)
             if skipped not in with_sig:
-                warnings.append(f"{printable(skipped.name)} (run {printable(skipped.run_id)}) has no signature "
-                                f"although this series is signed (a scan stopped before its signature was "
-                                f"written, or a report added unsigned): not linking onto it; this report follows "
-                                f"{printable(newest.name)}, the newest signed report; check the series with: "
-                                f"mamoru verify --chain {where}")
+                warnings.append(note("unsigned_predecessor", file=skipped.name, run_id=skipped.run_id,
+                                     newest=newest.name, directory=str(directory)))
     if len(heads) > 1:
-        names = ", ".join(printable(e.name) for e in heads)
-        warnings.append(f"the series in {where} has {len(heads)} newest reports ({names}); linking to "
-                        f"{printable(newest.name)}, the latest by its finish time; check it with: mamoru verify "
-                        f"--chain {where}")
+        warnings.append(note("several_heads", directory=str(directory), count=len(heads),
+                             names=[e.name for e in heads], newest=newest.name))
     return {"sha256": newest.sha256, "run_id": newest.run_id, "file": newest.name}, warnings
 
 

@@ -409,3 +409,20 @@ def test_the_predecessor_name_and_run_id_are_shown_escaped(run_cli: Run, tmp_pat
     assert report["run"]["previous"]["run_id"] == "run\x1b[2J\x07"  # the report keeps the exact value
     assert "\x1b" not in err and "\x07" not in err
     assert "follows evil\\x1b]0;owned\\x07.json (run run\\x1b[2J\\x07," in err
+
+
+def test_a_failed_finding_still_exits_1_when_the_report_cannot_be_linked(run_cli: Run, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 ("a finding failed") wins over 3 here as everywhere: an unlinked report must not hide a failure."""
+    from reports import chain
+
+    def broken(directory: str | Path) -> list[Path]:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(directory))
+
+    monkeypatch.setattr(chain, "_candidates", broken)
+    weak = Path(__file__).resolve().parent / "fixtures" / "rootfs" / "weak"
+    rc, doc, _, err = run_cli("scan", "--target", f"rootfs:{weak}", "--check", "IA-04", "--quiet",
+                              "--output", str(tmp_path / "r.json"))
+    assert doc is not None and any(f["status"] == "fail" for f in doc["findings"])
+    assert rc == 1, err
+    assert "not linked to the report before it" in err

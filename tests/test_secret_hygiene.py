@@ -335,3 +335,21 @@ def test_printable_is_idempotent_and_keeps_layout() -> None:
     assert printable(once) == once and "\x1b" not in once
     assert printable_lines(f"one{EVIL}\n  hint: two") == "one\\x1b]0;pwned\\x07\\x1b[2J\n  hint: two"
 
+
+
+def test_journal_upload_url_keeps_no_credentials(run_cli: Run, make_rootfs: Callable[..., Path],
+                                                 tmp_path: Path) -> None:
+    """A journal-upload URL may carry a password or a token: the facts keep scheme, host, port and path only."""
+    root = make_rootfs({
+        "/usr/lib/systemd/systemd-journal-upload": b"",
+        "/etc/systemd/journal-upload.conf": f"[Upload]\nURL=https://audit:{CANARY}@logs.example.jp:19532/upload"
+                                            f"?token={CANARY}#frag\n",
+        "/etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service": b"",
+    })
+    bundle = tmp_path / "facts.bundle.json"
+    rc, _, out, err = run_cli("collect", "--target", f"rootfs:{root}", "--check", "MN-01", "--output", str(bundle))
+    text = bundle.read_text()
+    assert CANARY not in text and CANARY not in out and CANARY not in err
+    assert "https://logs.example.jp:19532/upload" in text
+    rc, doc, out, err = run_cli("scan", "--target", f"rootfs:{root}", "--check", "MN-01")
+    assert doc is not None and CANARY not in json.dumps(doc) and CANARY not in out + err

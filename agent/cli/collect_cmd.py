@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent.cli.common import note
+from agent.cli.common import lang_option, say
 from agent.cli.remote_options import plan_targets, remote_options, run_fleet
 
 if TYPE_CHECKING:
@@ -70,9 +70,10 @@ def bundle_ids(items: Sequence[Job | Saved], name: str | None) -> list[Job | Sav
                    "target as given): what tells the machines apart when bundles are evaluated together.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @remote_options
+@lang_option
 def collect(targets: tuple[str, ...], output: str, policy_path: str | None, check_ids: tuple[str, ...],
             guideline: tuple[str, ...], workers: int, active_tests: bool, quiet: bool, name: str | None = None,
-            **remote: Any) -> int:
+            lang: str = "en", **remote: Any) -> int:
     """Gather facts from targets into an evidence bundle (judge them later with mamoru evaluate)."""
     import agent
     from agent.config.policy import load_policy
@@ -101,14 +102,16 @@ def collect(targets: tuple[str, ...], output: str, policy_path: str | None, chec
     # Reached, but nothing this run could judge there (a Windows image, an empty directory): the bundle keeps it
     # as it is (evaluate says why), and collecting it told nothing, so it counts as not collected.
     blind = [(tf, problem) for tf in fleet.facts if (problem := unjudgeable(tf, chosen)) is not None]
-    note(f"facts of {len(fleet.facts)} target(s) written to {output}"
-         + (f"; {len(failed) + len(blind)} could not be collected" if failed or blind else ""))
-    if fleet.interrupted:
-        note("interrupted: the bundle holds the targets that finished and is marked partial")
-    from reports.safe_text import printable
+    from checks.base import explain
+    from reports.notes import note
 
+    say(note("bundle_written", count=len(fleet.facts), path=output), lang)
+    if failed or blind:
+        say(note("bundle_some_failed", count=len(failed) + len(blind)), lang)
+    if fleet.interrupted:
+        say(note("interrupted_bundle"), lang)
     for tf in failed:
-        note(f"  {printable(tf.id)}: {tf.reason}: {printable(tf.error or '')}")
+        say(note("target_failed", target=tf.id, reason=tf.reason, error=explain(tf.error or "").get(lang)), lang)
     for tf, (reason, text) in blind:
-        note(f"  {printable(tf.id)}: {reason}: {text.en}")
+        say(note("target_failed", target=tf.id, reason=reason, error=text.get(lang)), lang)
     return 3 if failed or blind else 0

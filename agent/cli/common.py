@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from reports.notes import Note
 
 LANG_ENV = "MAMORU_LANG"
 
@@ -34,6 +38,11 @@ lang_option = click.option(
 def note(message: str) -> None:
     """A one-line remark for the user on stderr (stdout stays machine-readable)."""
     click.echo(message, err=True)
+
+
+def say(line: Note, lang: str) -> None:
+    """``note``, in the operator's language (``reports/notes.yaml``)."""
+    click.echo(line.render(lang), err=True)
 
 
 def stderr_is_tty() -> bool:

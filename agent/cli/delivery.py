@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from agent.cli.common import note
+from agent.cli.common import say
 from reports.model import Report
 
 
@@ -16,7 +16,7 @@ def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: 
     A report that could be written but not linked to its predecessor is kept, shown and explained; only
     then does the run end with ``ReportNotLinked`` (exit 3), so a script sees that the series needs a look.
     """
-    from reports.safe_text import printable
+    from reports.notes import note
     from reports.signing.publish import ReportNotLinked, publish, publish_notes
 
     published = publish(report, output, key) if output is not None else None
@@ -25,9 +25,8 @@ def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: 
 
         render_terminal(report, lang=lang, file=sys.stdout)
     if published is not None:
-        note(f"report written to {printable(str(output))}")
+        say(note("report_written", path=str(output)), lang)
         for line in publish_notes(published, key):
-            note(line)
+            say(line, lang)
         if published.link_error:
-            raise ReportNotLinked(f"the report was written to {printable(str(output))} but not linked to the report "
-                                  f"before it in its series")
+            raise ReportNotLinked(note=note("report_not_linked", path=str(output)))

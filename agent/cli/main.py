@@ -55,31 +55,51 @@ def cli() -> None:
     """mamoru (守る): audit the technical safeguards of the MLIT personal-information guideline."""
 
 
+def requested_lang(args: Sequence[str]) -> str:
+    """The ``--lang`` of a command line, else the default: errors are said in it even when parsing failed."""
+    from agent.cli.common import default_lang
+
+    for i, arg in enumerate(args):
+        if arg == "--lang" and i + 1 < len(args) and args[i + 1] in ("ja", "en"):
+            return args[i + 1]
+        if arg in ("--lang=ja", "--lang=en"):
+            return arg.split("=", 1)[1]
+    return default_lang()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = cli.main(args=args, prog_name="mamoru", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        _say("aborted", args)
         return 3
     except click.ClickException as e:
         e.show()
         return 2
     except MamoruError as e:
-        click.echo(f"mamoru: error: {e.diagnostics()}", err=True)
+        lang = requested_lang(args)
+        from reports.notes import Escaped, note
+
+        click.echo(note("error", detail=Escaped(e.diagnostics(lang))).render(lang), err=True)
         return e.exit_code
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        _say("interrupted", args)
         return 3
     except Exception as e:  # a bug: one plain line, the traceback only on request
         if os.environ.get("MAMORU_DEBUG") == "1":
             raise
-        click.echo(f"mamoru: internal error: {type(e).__name__}: {e} (set MAMORU_DEBUG=1 for the traceback)",
-                   err=True)
+        _say("internal_error", args, detail=f"{type(e).__name__}: {e}")
         return 3
     if isinstance(rv, int):
         return rv
     return 0
+
+
+def _say(key: str, args: Sequence[str], **params: object) -> None:
+    from reports.notes import note
+
+    click.echo(note(key, **params).render(requested_lang(args)), err=True)
 
 
 class ReaderMayLeave:

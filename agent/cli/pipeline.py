@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent.cli.common import note
+from agent.cli.common import say
 
 if TYPE_CHECKING:
     from agent.config.policy import Policy
@@ -41,7 +41,19 @@ def judge_and_deliver(items: Sequence[Job | Saved], *, checks: Sequence[Check], 
                           scope=scope or (str(Path(output).resolve().parent) if output else ""),
                           partial=fleet.partial, policy_for=fleet.policy_for(policy))
     code = report.exit_code()
-    deliver(report, output=output, key=key, quiet=quiet, lang=lang)
+    from reports.signing.publish import ReportNotLinked
+
+    try:
+        deliver(report, output=output, key=key, quiet=quiet, lang=lang)
+    except ReportNotLinked as e:
+        # Written and shown, but outside its series: a script must see it, and "a finding failed" still
+        # says more than "could not be linked", as everywhere else 1 wins over 3.
+        from reports.notes import Escaped, note
+
+        say(note("error", detail=Escaped(e.diagnostics(lang))), lang)
+        code = 1 if code == 1 else e.exit_code
     if fleet.interrupted:
-        note("interrupted: the report holds the targets that finished and is marked partial")
+        from reports.notes import note
+
+        say(note("interrupted_report"), lang)
     return code

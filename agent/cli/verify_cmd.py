@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agent.cli.common import note
+from agent.cli.common import lang_option, say
 from agent.errors import ConfigError, MamoruError
 from reports.safe_text import printable
 
@@ -82,11 +82,12 @@ def _parse_when(verify_time: str | None) -> float:
 @click.option("--verify-time", default=None,
               help="Check the signers' valid-after/valid-before at this time instead of now "
                    "(YYYYMMDD[HHMM[SS]][Z], as ssh-keygen -O verify-time).")
+@lang_option
 def verify(report: str | None, allowed_signers: str, identity: str | None, signature: str | None,
-           chain_dir: str | None, scope: str | None, verify_time: str | None) -> int:
+           chain_dir: str | None, scope: str | None, verify_time: str | None, lang: str = "en") -> int:
     """Verify a signed report (or a directory of them) against an allowed_signers file."""
     try:
-        return _verify(report, allowed_signers, identity, signature, chain_dir, scope, verify_time)
+        return _verify(report, allowed_signers, identity, signature, chain_dir, scope, verify_time, lang)
     except MamoruError as e:
         raise _escaped(e) from None
 
@@ -101,7 +102,7 @@ def _escaped(e: MamoruError) -> MamoruError:
 
 
 def _verify(report: str | None, allowed_signers: str, identity: str | None, signature: str | None,
-            chain_dir: str | None, scope: str | None, verify_time: str | None) -> int:
+            chain_dir: str | None, scope: str | None, verify_time: str | None, lang: str) -> int:
     from reports.signing import allowed_signers as allowed
     from reports.signing.errors import VerificationError
 
@@ -114,7 +115,7 @@ def _verify(report: str | None, allowed_signers: str, identity: str | None, sign
     when = _parse_when(verify_time)
     signers = allowed.load(allowed_signers)
     if chain_dir is not None:
-        return _verify_chain(Path(chain_dir), signers, identity, when, scope)
+        return _verify_chain(Path(chain_dir), signers, identity, when, scope, lang)
     assert report is not None
     path = Path(report)
     try:
@@ -136,7 +137,7 @@ def _verify(report: str | None, allowed_signers: str, identity: str | None, sign
 
 
 def _verify_chain(directory: Path, signers: list[AllowedSigner], identity: str | None, when: float,
-                  scope: str | None) -> int:
+                  scope: str | None, lang: str) -> int:
     from reports.chain import verify_chain
     from reports.signing.errors import ChainBroken, VerificationError
 
@@ -173,6 +174,7 @@ def _verify_chain(directory: Path, signers: list[AllowedSigner], identity: str |
         raise ChainBroken(f"chain broken at {first.file}: {first.message}")
     total = sum(len(m) for m in result.series.values())
     click.echo(f"chain OK: {total} reports, every signature and every link verified")
-    note("a chain cannot show that its newest reports were deleted: compare the newest run id above with "
-         "the one you were sent")
+    from reports.notes import note
+
+    say(note("chain_newest_note"), lang)
     return 0

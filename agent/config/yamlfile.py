@@ -42,8 +42,11 @@ from typing import Any
 import yaml
 
 from agent.errors import ConfigError
+from reports.notes import note
 
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
+#: A policy is a few KB and a 300-host inventory about 30 KB. The cap bounds what composing may cost: a 1 MiB
+#: YAML list of one-character items composes to ~150 MB of nodes (4 MiB took 620 MB and 7 s).
+MAX_CONFIG_BYTES = 1024 * 1024
 #: Deepest nesting of lists and mappings a config file may have (the deepest real one, a device of a
 #: per-target policy override in an inventory, ``targets.0.policy.network.devices.0.mac``, is 7).
 MAX_DEPTH = 64
@@ -76,14 +79,15 @@ def read_config_bytes(path: Path, *, limit: int = MAX_CONFIG_BYTES, what: str = 
         with path.open("rb") as fh:
             st = os.fstat(fh.fileno())
             if stat.S_ISREG(st.st_mode) and st.st_size > limit:
-                raise ConfigError(f"{path}: {st.st_size} bytes, larger than {limit}; not a {what}")
+                raise ConfigError(note=note("too_large_sized", path=str(path), size=st.st_size, limit=limit,
+                                            what=what))
             data = fh.read(limit + 1)
     except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no such file") from e
+        raise ConfigError(note=note("no_such_file", path=str(path))) from e
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
+        raise ConfigError(note=note("cannot_read", path=str(path), why=e.strerror)) from e
     if len(data) > limit:
-        raise ConfigError(f"{path}: larger than {limit} bytes; not a {what}")
+        raise ConfigError(note=note("too_large", path=str(path), limit=limit, what=what))
     return data
 
 
@@ -99,13 +103,13 @@ def parse_yaml(data: bytes, source: str) -> tuple[Any, yaml.Node | None]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{source}:{line}: not valid UTF-8") from None
+        raise ConfigError(note=note("not_utf8", where=f"{source}:{line}")) from None
     try:
         node = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(f"{where}: YAML syntax error: {e.problem or e}") from None
+        raise ConfigError(note=note("yaml_syntax", where=where, problem=e.problem or str(e))) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: YAML error: {e}") from None
     except RecursionError:  # the pure-Python composer, without libyaml's nesting limit
@@ -159,8 +163,8 @@ class _Builder:
             key: str = knode.value
             line = knode.start_mark.line + 1
             if key in lines:
-                raise self.fail(knode, (*path, key), f"duplicate key (first at line {lines[key]}); YAML would "
-                                                     "silently keep only the last one: keep one of them")
+                raise ConfigError(note=note("duplicate_key", where=f"{self.source}:{line}",
+                                            path=".".join(map(str, (*path, key))), first=lines[key]))
             lines[key] = line
             out[key] = self.build(vnode, (*path, key), depth + 1)
         return out
@@ -195,8 +199,8 @@ class _Builder:
                 name = event.anchor or ""
                 break
         where = ".".join(map(str, path))
-        return ConfigError(f"{self.source}:{line}: {where + ': ' if where else ''}YAML alias *{name} is not "
-                           "accepted in a config file: write the value out where it is used")
+        return ConfigError(note=note("yaml_alias", where=f"{self.source}:{line}", path=where + ": " if where else "",
+                                     name=name))
 
 
 def _tag_name(tag: str) -> str:
@@ -336,6 +340,6 @@ def validate(value: Any, node: yaml.Node | None, schema: dict[str, Any], source:
         where = f"{source}:{line}" if line else source
         dotted = ".".join([*map(str, path), extra])
         owner = _schema_at(schema, list(err.schema_path)[:-1])
-        allowed = ", ".join(sorted(owner.get("properties", {}))) if isinstance(owner, dict) else ""
-        raise ConfigError(f"{where}: unknown key {dotted!r} (allowed here: {allowed or 'none'})")
+        allowed = sorted(owner.get("properties", {})) if isinstance(owner, dict) else []
+        raise ConfigError(note=note("unknown_key", where=where, key=dotted, allowed=allowed))
     raise ConfigError(f"{where}: {dotted}: {describe(err, schema)}")

@@ -43,6 +43,7 @@ from reports.model import Report
 from reports.safe_text import printable
 
 if TYPE_CHECKING:
+    from reports.notes import Note
     from reports.signing.keys import SigningKey
 
 #: TEST ONLY: name a step of ``publish`` here and it stops there (after saying so on stderr) until killed,
@@ -67,14 +68,14 @@ class Published:
     report: Path
     signature: Path | None  # None: written unsigned
     previous: dict[str, str] | None
-    warnings: list[str]
+    warnings: list[Note]
     removed_stale_signature: bool = False
     link_error: str = ""  # not empty: the report was written without a link to its predecessor, because of this
     cleaned: list[str] = dataclasses.field(default_factory=list)  # temp files of killed runs, removed
 
 
 def _link(report: Report, directory: Path, signed: bool, stack: contextlib.ExitStack
-          ) -> tuple[dict[str, str] | None, list[str], str]:
+          ) -> tuple[dict[str, str] | None, list[Note], str]:
     """Lock the directory and find the predecessor: (link, warnings, "") or (None, [], why it failed).
 
     Whatever goes wrong here is about the other files in the directory, never about this scan's result,
@@ -138,34 +139,32 @@ def _commit_signed(staged: Staged, sig_path: Path, key: SigningKey) -> None:
     fsync_dir(directory)
 
 
-def publish_notes(published: Published, key: SigningKey | None) -> list[str]:
-    """What the person running the scan should know about the file just written (stderr lines).
+def publish_notes(published: Published, key: SigningKey | None) -> list[Note]:
+    """What the person running the scan should know about the file just written (stderr lines, rendered in
+    the operator's language by the caller).
 
     File names and run ids come from files in the directory, which anyone who can write there chose: every
-    such string is shown through ``printable``.
+    value is shown through ``printable`` when the note is rendered (``reports.notes``).
     """
+    from reports.notes import note
+
     lines = list(published.warnings)
     prev = published.previous
     if published.link_error:
-        lines.append(f"hash chain: NOT LINKED to the report before it ({printable(published.link_error)}); "
-                     f"this report starts a new chain, which mamoru verify --chain will show")
+        lines.append(note("chain_not_linked", why=published.link_error))
     elif prev is None:
-        lines.append("hash chain: first report of this series (no previous report of the same scope here)")
+        lines.append(note("chain_first"))
     elif prev.get("file") == published.report.name:
-        lines.append(f"hash chain: this report replaced the previous report of the series at the same path "
-                     f"(run {printable(prev['run_id'])}); mamoru verify --chain will show it as gone. Write each "
-                     f"scan to a new file (e.g. report-$(date +%F).json) to keep the whole history.")
+        lines.append(note("chain_replaced", run_id=prev["run_id"]))
     else:
-        lines.append(f"hash chain: follows {printable(prev.get('file', '?'))} (run {printable(prev['run_id'])}, "
-                     f"sha256 {printable(prev['sha256'][:16])}…)")
+        lines.append(note("chain_follows", file=prev.get("file", "?"), run_id=prev["run_id"],
+                          sha256=prev["sha256"][:16]))
     if published.cleaned:
-        lines.append(f"removed {len(published.cleaned)} temp file(s) an interrupted run left: "
-                     + ", ".join(printable(n) for n in published.cleaned))
+        lines.append(note("temps_removed", count=len(published.cleaned), names=list(published.cleaned)))
     if published.signature is not None and key is not None:
-        lines.append(f"signature written to {printable(str(published.signature))} (Ed25519 key {key.fingerprint})")
+        lines.append(note("signature_written", path=str(published.signature), fingerprint=key.fingerprint))
     else:
-        lines.append("the report is UNSIGNED: nobody can check it was not changed; use --sign-key KEY "
-                     "(make one with: mamoru keygen)")
+        lines.append(note("unsigned"))
         if published.removed_stale_signature:
-            lines.append(f"removed the old {printable(str(published.report))}.sig, which belonged to an earlier report")
+            lines.append(note("stale_signature_removed", path=str(published.report)))
     return lines
