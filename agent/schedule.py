@@ -65,7 +65,9 @@ After=network-online.target
 
 [Service]
 Type=oneshot
-# Exit status 1 means a finding failed: the scan worked, and the report says what failed.
+# Exit status 1 means a finding failed: the scan worked, and the report says what failed. Exit 3 (something
+# could not be judged: an error finding, an unreachable target) stays a failed run, so that it shows in
+# systemctl --failed: a scheduled audit that could not look must never read as green.
 SuccessExitStatus=1
 Nice=10
 IOSchedulingClass=idle
