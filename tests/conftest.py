@@ -51,21 +51,25 @@ def require_corpus(*parts: str) -> Path:
     return path
 
 
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write files ({"/etc/passwd": "...", ...}) under ``root``, text as UTF-8; returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for path, content in files.items():
+        dest = root / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            dest.write_bytes(content)
+        else:
+            dest.write_text(content, encoding="utf-8")
+    return root
+
+
 @pytest.fixture
 def make_rootfs(tmp_path: Path) -> Callable[[dict[str, str | bytes]], Path]:
     """Write a small root filesystem: {"/etc/passwd": "...", ...} -> its directory."""
 
     def make(files: dict[str, str | bytes]) -> Path:
-        root = tmp_path / "root"
-        root.mkdir(exist_ok=True)
-        for path, content in files.items():
-            dest = root / path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                dest.write_bytes(content)
-            else:
-                dest.write_text(content, encoding="utf-8")
-        return root
+        return write_tree(tmp_path / "root", files)
 
     return make
 

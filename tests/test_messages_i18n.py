@@ -20,7 +20,7 @@ from agent.config.policy import load_policy
 from agent.runner import collect_target, evaluate_target, needed_collectors
 from checks import base
 from reports.model import Finding
-from tests.conftest import FIXTURES, require_corpus
+from tests.conftest import FIXTURES, require_corpus, write_tree
 
 MakeRootfs = Callable[[dict[str, str | bytes]], Path]
 
@@ -165,15 +165,7 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Finding
     counter = iter(range(100))
 
     def make(files: dict[str, str | bytes]) -> Path:
-        root = tmp / f"tree-{next(counter)}"
-        for path, content in files.items():
-            dest = root / path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                dest.write_bytes(content)
-            else:
-                dest.write_text(content, encoding="utf-8")
-        return root
+        return write_tree(tmp / f"tree-{next(counter)}", files)
 
     out = {"hardened": scan(f"rootfs:{HARDENED}"), "weak": scan(f"rootfs:{WEAK}"),
            "weak+data_paths": scan(f"rootfs:{WEAK}", data_paths=["/srv/data", "/home"])}
@@ -192,9 +184,14 @@ def _messages(findings: dict[str, list[Finding]]) -> list[tuple[str, str, dict[s
     return [(tree, f.check, f.message, f.status) for tree, fs in findings.items() for f in fs]
 
 
+def english_leaks(findings: dict[str, list[Finding]]) -> list[str]:
+    """Every Japanese message holding a run of English words, with where it came from."""
+    return [f"{tree} {check} ({status}): {runs} in {msg['ja']!r}"
+            for tree, check, msg, status in _messages(findings) if (runs := english_runs(msg["ja"]))]
+
+
 def test_no_english_sentence_in_japanese_messages(findings: dict[str, list[Finding]]) -> None:
-    leaks = [f"{tree} {check} ({status}): {runs} in {msg['ja']!r}"
-             for tree, check, msg, status in _messages(findings) if (runs := english_runs(msg["ja"]))]
+    leaks = english_leaks(findings)
     assert not leaks, "\n".join(leaks)
 
 

@@ -26,8 +26,8 @@ from agent.targets.rootfs import RootfsTarget
 from checks import base
 from checks.base import FactSet
 from reports.model import Finding
-from tests.conftest import require_tool
-from tests.test_messages_i18n import OS_RELEASE, english_runs, finding_of, scan
+from tests.conftest import require_tool, write_tree
+from tests.test_messages_i18n import OS_RELEASE, english_leaks, english_runs, finding_of, scan
 
 MakeRootfs = Callable[[dict[str, str | bytes]], Path]
 
@@ -97,14 +97,7 @@ TREES: dict[str, dict[str, str | bytes]] = {
 def findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Finding]]:
     out = {}
     for name, files in TREES.items():
-        root = tmp_path_factory.mktemp(name)
-        for path, content in files.items():
-            dest = root / path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                dest.write_bytes(content)
-            else:
-                dest.write_text(content, encoding="utf-8")
+        root = write_tree(tmp_path_factory.mktemp(name), files)
         os.chmod(root, 0o755)  # the image's "/": others may enter, so what is 0644 below is readable to them
         out[name] = scan(f"rootfs:{root}", data_paths=["/srv/data"])
     return out
@@ -129,8 +122,7 @@ def test_the_trees_reach_the_error_paths(findings: dict[str, list[Finding]]) -> 
 
 
 def test_no_english_sentence_in_japanese_messages(findings: dict[str, list[Finding]]) -> None:
-    leaks = [f"{tree} {check} ({status}): {runs} in {msg['ja']!r}"
-             for tree, check, msg, status in _messages(findings) if (runs := english_runs(msg["ja"]))]
+    leaks = english_leaks(findings)
     assert not leaks, "\n".join(leaks)
 
 
