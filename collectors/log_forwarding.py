@@ -225,7 +225,9 @@ class RsyslogParser:
             else:
                 m_sel = re.match(r"([^\s]+)\s+", rest)
                 if not m_sel:
-                    raise RsyslogProblem("cannot_parse", where=where(i), text=rest[:40])
+                    # Quoted up to the first '=' or quote: what follows may be a value (pwd="…" of an output module).
+                    shown = re.split(r"[=\"']", rest, maxsplit=1)[0][:40]
+                    raise RsyslogProblem("cannot_parse", where=where(i), text=shown)
                 selector = m_sel.group(1)
                 if selector.startswith(":"):  # property filter ":msg, contains, "x"": up to the action
                     pm = re.match(r":[^,]+,\s*!?[\w-]+,\s*\"(?:[^\"\\]|\\.)*\"\s+", rest)
@@ -362,7 +364,7 @@ class LogForwardingCollector(Collector):
     reads = (RSYSLOG_CONF, UPLOAD_CONF, *UPLOAD_WANTS)
     lists = ("/etc/rsyslog.d", *UPLOAD_DROPINS, "/usr/lib/systemd")
     probes = (*RSYSLOG_BINARIES, *UPLOAD_BINARIES)
-    version = "3"  # 2: problems are codes with their parts; 3: the upload URL without credentials
+    version = "3"  # 2: problems are codes with their parts; 3: no credentials in the upload URL or parse errors
 
     def collect(self, target: Target) -> Facts:
         rs: dict[str, Any] = {"installed": any(target.exists(b) for b in RSYSLOG_BINARIES), "configs": [],

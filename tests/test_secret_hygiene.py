@@ -353,3 +353,15 @@ def test_journal_upload_url_keeps_no_credentials(run_cli: Run, make_rootfs: Call
     assert "https://logs.example.jp:19532/upload" in text
     rc, doc, out, err = run_cli("scan", "--target", f"rootfs:{root}", "--check", "MN-01")
     assert doc is not None and CANARY not in json.dumps(doc) and CANARY not in out + err
+
+
+def test_rsyslog_parse_errors_stop_before_a_value(make_rootfs: Callable[..., Path]) -> None:
+    """An rsyslog line mamoru cannot parse is named by its first word, never quoted up to a password."""
+    from agent.targets.rootfs import RootfsTarget
+    from collectors.log_forwarding import COLLECTOR
+
+    root = make_rootfs({"/usr/sbin/rsyslogd": b"", "/etc/rsyslog.conf": f'pwd="{CANARY}"\n'})
+    facts = COLLECTOR.collect(RootfsTarget(f"rootfs:{root}", str(root)))
+    text = json.dumps(facts)
+    assert CANARY not in text
+    assert "cannot_parse" in text and "rsyslog.conf:1" in text, text
