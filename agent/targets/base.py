@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from agent.targets.powershell import PowerShellBatch
     from agent.targets.registry import RegistryReader
 
 #: Largest file a collector may read in one call. Config files are small; a
@@ -194,6 +195,11 @@ class Target(abc.ABC):
         from agent.targets.registry import open_registry
 
         return self.shared("windows-registry", lambda: open_registry(self))
+
+    def powershell(self) -> PowerShellBatch:
+        """The one PowerShell batch of a live Windows target (``agent/targets/powershell.py``), shared by
+        collectors. Kinds without PowerShell (an offline image, Linux) raise CommandUnavailable."""
+        raise CommandUnavailable(f"a {self.kind} target has no running Windows to ask (PowerShell)")
 
     def readlink(self, path: str) -> str:
         """Where a symbolic link points (e.g. ``/proc/PID/exe``). Kinds that cannot tell raise FileUnreadable."""
