@@ -110,7 +110,7 @@ class PowerShellRegistry(RegistryReader):
             raw_err = a.get("error")
             err: Mapping[str, Any] = raw_err if isinstance(raw_err, dict) else {}
             kind = _KINDS.get(str(err.get("kind")), HiveUnreadable)
-            return dataclasses.replace(base, error=kind(f"{key}: {str(err.get('message') or 'unreadable')[:300]}"))
+            return dataclasses.replace(base, error=kind(str(err.get("message") or "unreadable")[:300]))
         raw_values = a.get("values")
         if status != "ok" or not isinstance(raw_values, dict):
             return dataclasses.replace(base, error=HiveCorrupted(f"{key}: the answer is not a registry answer"))
