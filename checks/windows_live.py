@@ -1,4 +1,4 @@
-"""Windows judges that need the running PC: AV-01/02/03 (Defender, Security Center products), PH-02 (BitLocker).
+"""Windows judges that need the running PC: AV-01/02/03 (Defender, Security Center), AV-04 (updates), PH-02 (BitLocker).
 
 Their facts come from the PowerShell batch (``collectors/windows/live.py``). Each field is checked for its
 type before it is believed: a part that timed out, failed or answered garbage makes the judge say
@@ -316,3 +316,55 @@ AV_01 = with_windows(malware.AV_01, "win_defender", av01_windows)
 AV_02 = with_windows(malware.AV_02, "win_defender", av02_windows)
 AV_03 = with_windows(malware.AV_03, "win_defender", av03_windows)
 PH_02 = with_windows(physical.PH_02, "win_bitlocker", ph02_windows)
+
+
+# -- AV-04 updates ---------------------------------------------------------------------------------------
+
+#: Windows quality updates come once a month (the second Tuesday): a fully patched PC's newest update can
+#: be this many days old before the next one is even published.
+RELEASE_CYCLE_DAYS = 31
+
+
+def av04_windows(facts: FactSet, policy: Policy) -> Verdict:
+    h = facts.need("win_hotfix")
+    window = policy["updates"]["max_pending_days"]
+    limit = window + RELEASE_CYCLE_DAYS
+    expected = {"newest installed update": f"<= {limit} days old (monthly release + max_pending_days {window})"}
+    if not h.get("live"):
+        return Verdict(status=Status.ERROR, message="win_needs_live",
+                       params={"why": (h.get("error") or {}).get("message", "")}, expected=expected)
+    if h.get("error"):
+        e = h["error"]
+        return error(f"installed updates: {e.get('message')} ({e.get('kind')})",
+                     f"適用済みの更新を読めません: {e.get('message')}（{e.get('kind')}）", expected=expected)
+    v = h.get("value")
+    rows = v.get("hotfixes") if isinstance(v, dict) else None
+    now = h.get("collected_at")
+    if not isinstance(rows, list) or not isinstance(now, (int, float)):
+        return error(f"installed updates: unexpected answer {str(v)[:80]}", "適用済みの更新の形式が不正です",
+                     expected=expected)
+    dated: list[tuple[float, str]] = []
+    for r in rows:
+        on = r.get("InstalledOn") if isinstance(r, dict) else None
+        try:
+            when = dt.datetime.fromisoformat(on.replace("Z", "+00:00")) if isinstance(on, str) else None
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            dated.append((when.timestamp(), str(r.get("HotFixID") or "?")))
+    evidence = {"via": h.get("via"), "updates": len(rows), "dated": len(dated)}
+    if not dated:
+        return error("no installed update with an installation date", "インストール日の分かる更新がありません",
+                     evidence=evidence, expected=expected)
+    newest, kb = max(dated)
+    days = max(0, int((now - newest) // DAY))
+    evidence.update(newest=kb, newest_installed=dt.datetime.fromtimestamp(newest, dt.UTC).date().isoformat(),
+                    age_days=days)
+    if days > limit:
+        return Verdict(status=Status.FAIL, message="win_fail", params={"kb": kb, "days": days, "limit": limit},
+                       evidence=evidence, expected=expected)
+    return Verdict(status=Status.PASS, message="win_pass", params={"kb": kb, "days": days}, evidence=evidence,
+                   expected=expected)
+
+
+AV_04 = with_windows(malware.AV_04, "win_hotfix", av04_windows)

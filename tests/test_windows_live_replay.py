@@ -238,3 +238,20 @@ def test_a_hung_powershell_is_killed_at_the_batch_timeout(replay: Any, tmp_path:
     with pytest.raises(PartError) as e:
         batch.part("defender")
     assert e.value.kind == "timeout" and "did not finish" in e.value.detail
+
+
+def test_av04_newest_installed_update(replay: Any, tmp_path: Path) -> None:
+    found = scan(replay("win11_protected.json"), checks=("AV-04",))
+    assert found["AV-04"].status == "pass" and "KB5034441" in found["AV-04"].message["en"]
+    assert found["AV-04"].evidence["age_days"] == 9
+    fx = json.loads((FIXTURES / "win11_protected.json").read_text("utf-8"))
+    fx["parts"]["hotfix"]["ok"]["hotfixes"] = [
+        {"HotFixID": "KB5031356", "Description": "Security Update", "InstalledOn": "@days_ago:60"},
+        {"HotFixID": "KB5000000", "Description": "Update", "InstalledOn": None}]  # no date: never "newest"
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(fx), "utf-8")
+    found = scan(replay(str(path)), checks=("AV-04",))
+    assert found["AV-04"].status == "fail" and "KB5031356" in found["AV-04"].message["en"]
+    assert "60" in found["AV-04"].message["ja"]  # default max_pending_days 14 + the monthly cycle: 45 days
+    for fixture in ("ja_jp_passive_third_party.json", "garbage.json", "wrong_types.json"):
+        assert scan(replay(fixture), checks=("AV-04",))["AV-04"].status == "error", fixture
