@@ -27,6 +27,7 @@ from agent.targets.powershell import PartError, PartSpec
 from agent.targets.ssh import SSHTarget
 from collectors.windows.live import BITLOCKER, DEFENDER, HOTFIX
 from collectors.windows.settings import SCREENLOCK
+from tests.conftest import finding
 from tests.sshd_helpers import LoginUser, Sshd, SshdLab
 
 pytestmark = [pytest.mark.needs_service, pytest.mark.needs_root]
@@ -172,3 +173,21 @@ def test_a_hung_powershell_times_out_and_the_connection_survives(win: WindowsLab
         assert target.failure is None and target.platform().system == "windows"  # the host is still there
     finally:
         target.close()
+
+
+def test_full_cli_scan_of_a_windows_pc_over_ssh(win: WindowsLab, run_cli: Any) -> None:
+    """Every registered collector and check, as an office runs it: one PowerShell, statuses from the replay."""
+    win.use("win11_protected.json")
+    rc, doc, _, err = run_cli("scan", "--target", win.spec(), *win.lab.cli(), "--lang", "en")
+    assert doc is not None, err
+    [t] = doc["targets"]
+    assert (t["hostname"], t["status"]) == ("JIMUSHO-PC01", "ok"), t
+    assert len(win.launches()) == 1  # all Windows collectors, registry included: one process
+    for cid in ("AV-01", "AV-02", "AV-03", "AV-04", "PH-02", "PH-01"):
+        assert finding(doc, cid)["status"] == "pass", (cid, finding(doc, cid)["message"])
+    # keys the replay's registry does not hold are "missing" answers, never a pass: MpsSvc not registered, SAM
+    # and Security log keys absent
+    assert finding(doc, "AC-01")["status"] == "error" and "MpsSvc" in finding(doc, "AC-01")["message"]["en"]
+    assert finding(doc, "IA-01")["status"] == "error" and finding(doc, "LG-02")["status"] == "error"
+    assert finding(doc, "IA-04")["status"] == "not_applicable"  # sshd: Linux only
+    assert rc == 3  # checks that could not be judged
