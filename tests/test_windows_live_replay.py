@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agent.targets.ps
 from agent.config.policy import load_policy
@@ -255,3 +257,31 @@ def test_av04_newest_installed_update(replay: Any, tmp_path: Path) -> None:
     assert "60" in found["AV-04"].message["ja"]  # default max_pending_days 14 + the monthly cycle: 45 days
     for fixture in ("ja_jp_passive_third_party.json", "garbage.json", "wrong_types.json"):
         assert scan(replay(fixture), checks=("AV-04",))["AV-04"].status == "error", fixture
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400), st.lists(st.sampled_from(["defender", "bitlocker", "x"]), max_size=3))
+def test_any_output_is_answers_or_part_errors_never_a_crash(noise: bytes, names: list[str]) -> None:
+    from agent.targets.base import CommandResult
+
+    nonce = "0123456789abcdef"
+    frames = b"".join(f"MAMORU-PART {nonce} {n} ok ".encode() + noise[:40] + b"\n" for n in names)
+    result = CommandResult(argv=("powershell.exe",), returncode=0, stdout=noise + frames + noise, stderr=noise)
+    out = ps.parse_frames(result, nonce, ["defender", "bitlocker"])
+    assert set(out) == {"defender", "bitlocker"}
+    for v in out.values():
+        assert isinstance(v, PartError) or v is None or isinstance(v, (dict, list, str, int, float, bool))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=12))
+def test_any_registry_json_is_an_answer_never_a_crash(junk: Any) -> None:
+    q = RegQuery(r"HKLM\SOFTWARE\Policies\Microsoft\Windows Defender", ("DisableAntiSpyware",))
+    for answer in (junk, {"status": "ok", "values": junk}, {"status": "ok", "values": {"DisableAntiSpyware": junk}}):
+        a = PowerShellRegistry(None)._answer(q, answer if isinstance(answer, dict) else {"status": junk}, {})  # type: ignore[arg-type]
+        assert a.status in ("ok", "missing", "error")
+        v = a.value("DisableAntiSpyware")
+        if v is not None and v.type == 4:
+            assert isinstance(v.data, int) and 0 <= v.data < 2**32

@@ -189,7 +189,8 @@ class Target(abc.ABC):
         """
 
     def registry(self) -> RegistryReader:
-        """The Windows registry (hive files offline, winreg live): one reader per target, shared by collectors.
+        """The Windows registry (hive files offline, winreg on the PC, PowerShell over SSH): one reader per
+        target, shared by collectors.
 
         Raises RegistryUnavailable on kinds that have none (see ``agent/targets/registry.py``)."""
         from agent.targets.registry import open_registry
