@@ -202,6 +202,8 @@ def announce_reads(target: Target, collectors: Sequence[Collector]) -> None:
     target.prefetch(dict.fromkeys(p for c in collectors for p in c.lists), op="list")
     target.prefetch(dict.fromkeys(p for c in collectors for p in c.probes), op="stat")
     target.prefetch(dict.fromkeys(p for c in collectors for p in c.reads))
+    for c in collectors:  # Windows: PowerShell parts and registry keys, run together in one batch
+        c.announce(target)
 
 
 def reason_of(e: BaseException) -> str:

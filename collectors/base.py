@@ -50,6 +50,10 @@ class Collector(abc.ABC):
     probes: ClassVar[tuple[str, ...]] = ()
     lists: ClassVar[tuple[str, ...]] = ()
 
+    def announce(self, target: Target) -> None:
+        """A hint before any collector starts, beside ``reads``: what this collector will ask the target in
+        batches of its own (the Windows PowerShell parts and registry keys). Never raises."""
+
     @abc.abstractmethod
     def collect(self, target: Target) -> Facts: ...
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from agent.targets.powershell import PowerShellBatch
     from agent.targets.registry import RegistryReader
 
 #: Largest file a collector may read in one call. Config files are small; a
@@ -188,12 +189,18 @@ class Target(abc.ABC):
         """
 
     def registry(self) -> RegistryReader:
-        """The Windows registry (hive files offline, winreg live): one reader per target, shared by collectors.
+        """The Windows registry (hive files offline, winreg on the PC, PowerShell over SSH): one reader per
+        target, shared by collectors.
 
         Raises RegistryUnavailable on kinds that have none (see ``agent/targets/registry.py``)."""
         from agent.targets.registry import open_registry
 
         return self.shared("windows-registry", lambda: open_registry(self))
+
+    def powershell(self) -> PowerShellBatch:
+        """The one PowerShell batch of a live Windows target (``agent/targets/powershell.py``), shared by
+        collectors. Kinds without PowerShell (an offline image, Linux) raise CommandUnavailable."""
+        raise CommandUnavailable(f"a {self.kind} target has no running Windows to ask (PowerShell)")
 
     def readlink(self, path: str) -> str:
         """Where a symbolic link points (e.g. ``/proc/PID/exe``). Kinds that cannot tell raise FileUnreadable."""

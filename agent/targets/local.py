@@ -6,9 +6,10 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from agent.targets.base import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -20,6 +21,9 @@ from agent.targets.base import (
     TargetError,
 )
 from agent.targets.filesystem import FilesystemTarget, parse_os_release
+
+if TYPE_CHECKING:
+    from agent.targets.powershell import PowerShellBatch
 
 #: Every command runs in the C locale so that its output parses the same on a
 #: Japanese desktop as in CI.
@@ -91,7 +95,10 @@ def run_capped(
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired as e:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
+            if hasattr(os, "killpg"):
+                os.killpg(proc.pid, 9)
+            else:  # Windows: no process groups here (untested)
+                proc.kill()
         proc.wait()
         raise CommandTimeout(f"{argv[0]}: no answer within {timeout:g} s") from e
     finally:
@@ -116,6 +123,11 @@ class LocalTarget(FilesystemTarget):
         return path
 
     def platform(self) -> PlatformInfo:
+        if sys.platform == "win32":  # NOT tested: no Windows here (see powershell_batch)
+            import platform as _platform
+
+            return PlatformInfo(system="windows", hostname=socket.gethostname(), distro="Windows",
+                                version=_platform.version())
         try:
             osr = parse_os_release(self.read_file("/etc/os-release", max_bytes=65536))
         except TargetError:
@@ -144,3 +156,23 @@ class LocalTarget(FilesystemTarget):
         env.update(COMMAND_ENV_OVERRIDES)
         env["PATH"] = SAFE_PATH + (":" + env["PATH"] if env.get("PATH") else "")
         return run_capped(argv, timeout=timeout, max_output=max_output, stdin=stdin, env=env)
+
+    def powershell(self) -> PowerShellBatch:
+        """On Windows, the batch through ``subprocess`` (argv list, script on stdin). Only the start of the process
+        is here, and it is NOT tested (no Windows): frames, JSON and errors are ``powershell.py``'s, which the
+        replay tests run through a real subprocess and a real sshd."""
+        if sys.platform != "win32":
+            return super().powershell()
+        return self.shared("powershell-batch", powershell_batch)
+
+
+def powershell_batch(argv: Sequence[str] | None = None) -> PowerShellBatch:
+    """A batch that starts ``argv`` (``powershell.exe ...`` unless a test gives a replay program) locally."""
+    from agent.targets.powershell import MAX_OUTPUT, POWERSHELL_ARGV, PowerShellBatch
+
+    command = list(argv or POWERSHELL_ARGV)
+
+    def runner(stdin: bytes, timeout: float) -> CommandResult:
+        return run_capped(command, timeout=timeout, max_output=MAX_OUTPUT, stdin=stdin, env=dict(os.environ))
+
+    return PowerShellBatch(runner, where="local")

@@ -3,8 +3,8 @@
 Collectors declare the keys and values they read (``RegQuery``, as ``Collector.reads`` declares files) and
 ask for them in one batch through ``Target.registry().read(queries)``. Three backends answer the same
 queries: hive files in an offline image (``registry_offline``), ``winreg`` on the PC itself
-(``registry_winreg``), and later the PowerShell batch over SSH. A collector is therefore identical on the
-three, and so are its facts.
+(``registry_winreg``), and the PowerShell batch over SSH (``registry_powershell``). A collector is therefore
+identical on the three, and so are its facts.
 
 Paths are ``HKLM\\SYSTEM\\CurrentControlSet\\...``, ``HKLM\\SOFTWARE\\...``, ``HKLM\\SAM\\...``,
 ``HKLM\\SECURITY\\...`` and ``HKU\\<user>\\...``. ``CurrentControlSet`` is resolved by the backend (offline:
@@ -222,4 +222,11 @@ def open_registry(target: Target) -> RegistryReader:
         from agent.targets.registry_winreg import WinregRegistry
 
         return WinregRegistry()
+    if target.kind == "ssh":  # a Windows host over SSH: the registry part of the PowerShell batch
+        from agent.targets.registry_powershell import PowerShellRegistry
+
+        try:
+            return PowerShellRegistry(target.powershell())
+        except TargetError as e:
+            raise RegistryUnavailable(str(e)) from e
     raise RegistryUnavailable(f"a {target.kind} target has no Windows registry that mamoru can read yet")

@@ -55,9 +55,12 @@ from agent.targets.ssh_connect import (
 from agent.targets.ssh_files import RemoteFiles
 from agent.targets.ssh_sftp import PipelinedSFTP, SFTPClosed
 from agent.targets.ssh_shell import RemoteShell, ShellGone, sudo_message
+from agent.targets.ssh_windows import POWERSHELL_COMMAND, ShellKind, exec_session, probe
 
 if TYPE_CHECKING:
     import paramiko
+
+    from agent.targets.powershell import PowerShellBatch
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: Seconds one file operation may take before the host counts as gone.
@@ -94,6 +97,8 @@ class SSHTarget(Target):
         self._shell: RemoteShell | None = None
         self._shell_error: TargetError | None = None
         self._shell_ready = threading.Event()
+        self._probe: tuple[ShellKind, str] = ("unknown", "")
+        self._probe_ready = threading.Event()
         self._closed = False
         self._connect()
 
@@ -133,8 +138,9 @@ class SSHTarget(Target):
             if self._jump is not None:
                 self._jump.close()
             raise
-        # The shell opens beside the SFTP session: two session setups in parallel, not in a row.
+        # The shell opens beside the SFTP session and the shell probe: session setups in parallel, not in a row.
         threading.Thread(target=self._open_shell, daemon=True, name=f"mamoru-shell {self.id}").start()
+        threading.Thread(target=self._run_probe, daemon=True, name=f"mamoru-probe {self.id}").start()
         try:
             self.sftp = self._open_sftp()
         except BaseException:
@@ -182,6 +188,41 @@ class SSHTarget(Target):
             self._shell_error = CommandUnavailable(f"cannot open a remote shell: {e}")
         finally:
             self._shell_ready.set()
+
+    def _run_probe(self) -> None:
+        """Which shell runs commands there (sh, cmd.exe, PowerShell): see ``ssh_windows``."""
+        try:
+            self._probe = probe(self.transport, self.options.connect_timeout)
+        except Exception:  # no answer is "unknown": the platform is then read as before, never guessed
+            self._probe = ("unknown", "")
+        finally:
+            self._probe_ready.set()
+
+    def shell_kind(self) -> ShellKind:
+        self._probe_ready.wait(self.options.connect_timeout + 5)
+        return self._probe[0]
+
+    def powershell(self) -> PowerShellBatch:
+        """The PowerShell batch of a Windows host, run on one exec session of the connection it keeps."""
+        kind = self.shell_kind()
+        if kind not in ("cmd", "powershell"):
+            raise CommandUnavailable(f"{self.address.host} is not a Windows host (its shell is {kind})")
+
+        def make() -> PowerShellBatch:
+            from agent.targets.powershell import PowerShellBatch
+
+            def runner(stdin: bytes, timeout: float) -> CommandResult:
+                self._check_alive()
+                try:
+                    return exec_session(self.transport, POWERSHELL_COMMAND, stdin, timeout=timeout)
+                except TargetError:
+                    if not self.transport.is_active():
+                        raise self._lost("the SSH connection was lost while PowerShell ran") from None
+                    raise
+
+            return PowerShellBatch(runner, where=f"ssh ({'cmd.exe' if kind == 'cmd' else 'PowerShell'})")
+
+        return self.shared("powershell-batch", make)
 
     @property
     def failure(self) -> TargetError | None:
@@ -269,6 +310,11 @@ class SSHTarget(Target):
     # -- identity --
 
     def platform(self) -> PlatformInfo:
+        kind = self.shell_kind()
+        if kind in ("cmd", "powershell"):
+            return PlatformInfo(system="windows", hostname=self._probe[1] or self.address.host, distro="Windows",
+                                version="")
+
         def text(path: str, cap: int = 65536) -> str:
             try:
                 return self.read_file(path, max_bytes=cap).decode("utf-8", "replace").strip()

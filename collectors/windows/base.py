@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from agent.targets.base import Target
+from agent.targets.base import Target, TargetError
 from agent.targets.registry import RegAnswer, RegistryReader, RegQuery
 from collectors.base import Collector, Facts
 
@@ -30,6 +31,18 @@ class WindowsCollector(Collector):
     platforms: ClassVar[frozenset[str]] = frozenset({"windows"})
     #: Keys and values read on every target, in one batch (``HKU\\*``: every user profile).
     registry_reads: ClassVar[tuple[RegQuery, ...]] = ()
+    #: Parts of the PowerShell batch (``agent/targets/powershell.py``) read on a live Windows target.
+    powershell_parts: ClassVar[tuple[str, ...]] = ()
+    #: Waiting for the batch (PowerShell start-up plus the slowest part) takes longer than a file read.
+    timeout: ClassVar[float] = 90.0
+
+    def announce(self, target: Target) -> None:
+        """Announce the registry keys and PowerShell parts, so that a live target asks for all in one batch."""
+        with contextlib.suppress(TargetError):
+            if self.registry_reads:
+                target.registry().prefetch(self.registry_reads)
+            if self.powershell_parts:
+                target.powershell().want(self.powershell_parts)
 
     def collect(self, target: Target) -> Facts:
         reader = target.registry()  # RegistryUnavailable etc. are TargetErrors: the fact becomes an error
