@@ -90,7 +90,8 @@ def parse_subscription(value: RegValue) -> Subscription:
     url = server if m else f"http://{server}"
     shown = without_credentials(url)
     netloc = re.sub(r"^[a-z]+://", "", shown).split("/", 1)[0]
-    out.update(server=shown, scheme=scheme, scheme_given=m is not None, issuer_ca=bool(fields.get("issuerca")))
+    out["server"], out["scheme"], out["scheme_given"] = shown, scheme, m is not None
+    out["issuer_ca"] = bool(fields.get("issuerca"))
     if scheme not in ("http", "https") or not _HOST.match(netloc):
         out["problem"] = "bad_server"
         return out
