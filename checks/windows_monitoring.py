@@ -60,6 +60,7 @@ class ServiceState:
     state: State
     why: Phrase | None = None  # for OFF and UNKNOWN: what makes it so, worded per language
     start: int | None = None
+    key: str | None = None  # the service key as read (evidence: which source decided)
 
 
 def unreadable(answer: Mapping[str, Any]) -> Phrase:
@@ -74,20 +75,21 @@ def unreadable(answer: Mapping[str, Any]) -> Phrase:
 def service_state(answer: Mapping[str, Any] | None) -> ServiceState:
     if answer is None:
         return ServiceState(State.UNKNOWN, phrase("win_not_read"))
+    key = answer.get("key")
     if answer.get("status") == "missing":
-        return ServiceState(State.ABSENT)
+        return ServiceState(State.ABSENT, key=key)
     if answer.get("status") != "ok":
-        return ServiceState(State.UNKNOWN, unreadable(answer))
+        return ServiceState(State.UNKNOWN, unreadable(answer), key=key)
     raw = value(answer, "Start")
     start = dword(raw)
     if start is None or start not in START_TYPES:
-        return ServiceState(State.UNKNOWN, phrase("win_bad_start", where=answer.get("key", "?"),
-                                                  value="unset" if raw is None else repr(raw)))
+        return ServiceState(State.UNKNOWN, phrase("win_bad_start", where=key or "?",
+                                                  value="unset" if raw is None else repr(raw)), key=key)
     if dword(value(answer, "DeleteFlag")) == 1:
-        return ServiceState(State.OFF, phrase("win_state_deleted"), start)
+        return ServiceState(State.OFF, phrase("win_state_deleted"), start, key)
     if start == 4:
-        return ServiceState(State.OFF, phrase("win_state_disabled"), start)
-    return ServiceState(State.MANUAL if start == 3 else State.AUTO, None, start)
+        return ServiceState(State.OFF, phrase("win_state_disabled"), start, key)
+    return ServiceState(State.MANUAL if start == 3 else State.AUTO, None, start, key)
 
 
 _RANK = {State.AUTO: 0, State.MANUAL: 1, State.UNKNOWN: 2, State.OFF: 3, State.ABSENT: 4}
@@ -108,9 +110,10 @@ def tool_state(tool: Mapping[str, Any], services: Mapping[str, Any]) -> ServiceS
         if d.state == State.UNKNOWN:
             return d
         if d.state == State.ABSENT:
-            return ServiceState(State.OFF, phrase("win_state_driver_missing", driver=driver), main.start)
+            return ServiceState(State.OFF, phrase("win_state_driver_missing", driver=driver), main.start, main.key)
         if d.state == State.OFF:
-            return ServiceState(State.OFF, phrase("win_state_driver_off", driver=driver, why=d.why), main.start)
+            return ServiceState(State.OFF, phrase("win_state_driver_off", driver=driver, why=d.why), main.start,
+                                main.key)
     return main
 
 
@@ -122,9 +125,9 @@ def defender_state(mon: Mapping[str, Any], base: ServiceState) -> ServiceState:
                            ("defender_rtp_policy", "DisableRealtimeMonitoring", "win_state_realtime_off")):
         answer = mon[key]
         if answer.get("status") == "error":
-            return ServiceState(State.UNKNOWN, unreadable(answer))
+            return ServiceState(State.UNKNOWN, unreadable(answer), base.start, base.key)
         if dword(value(answer, name)) == 1:
-            return ServiceState(State.OFF, phrase(why), base.start)
+            return ServiceState(State.OFF, phrase(why), base.start, base.key)
     return base
 
 
@@ -134,7 +137,7 @@ def _name(tool: Mapping[str, Any]) -> Text:
 
 def _evidence(mon: Mapping[str, Any], states: Mapping[str, ServiceState]) -> dict[str, Any]:
     return {"judged_from": JUDGED_FROM, "backend": mon.get("backend"), "source": mon.get("source"),
-            "tools": {k: {"state": s.state.value, "start": s.start,
+            "tools": {k: {"state": s.state.value, "key": s.key, "start": s.start,
                           "start_type": START_TYPES.get(s.start) if s.start is not None else None}
                       for k, s in states.items() if s.state != State.ABSENT}}
 
@@ -212,7 +215,7 @@ def mn01_windows(facts: FactSet, policy: Policy) -> Verdict:
     agents = {k: tool_state(t, mon["services"]) for k, t in table.items()}
     evidence = _evidence(mon, agents)
     evidence.update(wef_policy={k: wef["policy"].get(k) for k in ("key", "status")}, subscriptions=subs,
-                    winrm={"state": winrm.state.value, "start": winrm.start})
+                    winrm={"state": winrm.state.value, "key": winrm.key, "start": winrm.start})
     servers = sorted({str(s["server"]) for s in secure})
     unknown: list[Phrase] = []
     questions: list[Phrase] = []

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config.policy import load_policy
@@ -86,11 +87,12 @@ def test_win10_corpus_image(tmp_path: Path) -> None:
     found = scan(build_tree(tmp_path, software=profile_list()))
     mn01, mn02 = found["MN-01"], found["MN-02"]
     assert mn01.status == "fail" and "No log forwarding" in mn01.message["en"]
-    assert mn01.evidence["winrm"] == {"state": "manual", "start": 3}
+    assert mn01.evidence["winrm"] == {"state": "manual", "key": r"HKLM\SYSTEM\ControlSet001\Services\WinRM", "start": 3}
     assert mn01.evidence["wef_policy"]["status"] == "missing"
     # Defender is set to start (2) but may be passive; Sense (Defender for Endpoint) is not onboarded (3).
     assert mn02.status == "manual", mn02.message
-    assert mn02.evidence["tools"]["defender"] == {"state": "auto", "start": 2, "start_type": "automatic"}
+    assert mn02.evidence["tools"]["defender"] == {"state": "auto", "key": r"HKLM\SYSTEM\ControlSet001\Services\WinDefend",
+                                                  "start": 2, "start_type": "automatic"}
     assert mn02.evidence["tools"]["defender_endpoint"]["start"] == 3
     assert "passive" in mn02.message["en"] and "受動モード" in mn02.message["ja"]
     assert "running state not observed" in mn02.evidence["judged_from"]
@@ -187,7 +189,8 @@ def test_sysmon_with_its_driver_passes_and_without_it_does_not(tmp_path: Path) -
     add_keys(root / SYSTEM, SYSMON)
     mn02 = scan(root)["MN-02"]
     assert mn02.status == "pass" and "Sysmon" in mn02.message["en"]
-    assert mn02.evidence["tools"]["sysmon"] == {"state": "auto", "start": 2, "start_type": "automatic"}
+    assert mn02.evidence["tools"]["sysmon"] == {"state": "auto", "key": r"HKLM\SYSTEM\ControlSet001\Services\Sysmon64",
+                                                "start": 2, "start_type": "automatic"}
     lone = build_tree(tmp_path / "lone", software=profile_list())
     add_keys(lone / SYSTEM, {k: v for k, v in SYSMON.items() if k.endswith("Sysmon64")})
     assert scan(lone)["MN-02"].status == "manual"  # Defender's question remains; Sysmon does not count
@@ -296,3 +299,16 @@ def test_data_file_names_service_keys() -> None:
 
     for name in service_names():
         assert name == name.strip() and "\\" not in name and "/" not in name, name
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=0, max_size=9000))
+def test_garbage_hives_never_pass_mn01_mn02(noise: bytes) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        config = Path(d) / "Windows/System32/config"
+        config.mkdir(parents=True)
+        (config / "SYSTEM").write_bytes(b"regf" + noise)
+        (config / "SOFTWARE").write_bytes(noise)
+        found = scan(Path(d))
+    for f in found.values():
+        assert f.status == "error", (f.check, f.status, f.message["en"])
