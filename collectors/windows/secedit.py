@@ -40,6 +40,8 @@ def parse_secedit(raw: bytes | str) -> SeceditExport:
             key, sep, val = line.partition("=")
             if not sep or not key.strip():
                 raise ValueError(f"[System Access] line {line[:60]!r} is not KEY = VALUE")
+            if any(k.casefold() == key.strip().casefold() for k in access):
+                raise ValueError(f"[System Access] sets {key.strip()[:40]} twice")  # which one Windows uses is unclear
             access[key.strip()] = val.strip()
     if not any(s.casefold() == "system access" for s in sections):
         raise ValueError("no [System Access] section: not a secedit security policy export")
