@@ -463,3 +463,17 @@ def test_checks_list_shows_windows_for_the_new_judges(run_cli: Any) -> None:
     assert rc == 0
     for cid in ("LG-03", "PM-02", "PM-04"):
         assert rows[cid] == ["linux", "windows"], cid
+
+
+def test_pm02_an_unreadable_member_account_is_an_error_never_a_pass(tmp_path: Path) -> None:
+    facts = json.loads(json.dumps(facts_of(image(tmp_path))))
+    preston = next(a for a in facts["win_accounts"]["accounts"] if a["name"] == "Preston")
+    preston["error"] = {"kind": "hive_corrupted", "message": "F value is 3 bytes"}
+    v = pm02_windows(FactSet(facts, {}), with_policy(approved_admins=["nobody"]))
+    assert v.status == "error" and "Preston" in str(v.params["reason_en"].params["members"])
+    # A member RID with no account at all is a deleted account's leftover SID: it cannot log on.
+    preston.pop("error")
+    preston["rid"] = 1001
+    gone = pm02_windows(FactSet(facts, {}), with_policy(approved_admins=["nobody"]))
+    assert gone.status == "pass" and gone.message == "win_pass_none"
+    assert gone.evidence["not_counted"][f"{DOMAIN}-1000"] == "no such account (deleted)"
