@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.config.policy import Policy
-from checks import accounts_admin, logging_more
+from checks import accounts_admin, logging_more, wireless
 from checks.base import FactSet, Phrase, Status, Verdict, error, explain, phrase
 from checks.windows import with_windows
 
@@ -213,7 +213,65 @@ def pm04_windows(facts: FactSet, policy: Policy) -> Verdict:
                    evidence=evidence, expected=expected)
 
 
+# -- TX-01 saved Wi-Fi profiles --------------------------------------------------------------------------
+
+#: WLANProfile authentication -> the security label the Wi-Fi judges use; encryption -> their cipher name.
+WLAN_AUTH = {"open": "open", "shared": "wep", "wpa": "wpa", "wpapsk": "wpa", "wpa2": "enterprise",
+             "wpa2psk": "wpa2", "wpa3sae": "wpa3", "wpa3": "enterprise", "wpa3ent": "enterprise",
+             "wpa3ent192": "enterprise", "owe": "owe"}
+WLAN_CIPHER = {"wep": "WEP-104", "tkip": "TKIP", "aes": "CCMP", "gcmp": "GCMP", "gcmp256": "GCMP-256"}
+
+
+def _wlan_record(p: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved profile in the shape ``checks.wireless.assess`` judges (no PMF: profiles do not say)."""
+    auth = str(p.get("authentication") or "").casefold()
+    enc = str(p.get("encryption") or "").casefold()
+    label = WLAN_AUTH.get(auth, "unknown")
+    if label == "open" and enc == "wep":
+        label = "wep"
+    cipher = WLAN_CIPHER.get(enc)
+    known = enc == "none" or cipher is not None
+    return {"ssid": p.get("ssid") or p.get("name"), "ssid_hex": p.get("ssid_hex"),
+            "security": label if known else "unknown", "pairwise": [cipher] if cipher else []}
+
+
+def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
+    wp = facts.need("win_wifi_profiles")
+    expected = {"saved profiles": "WPA2 (AES), WPA3, OWE or Enterprise; no open, WEP, WPA1 or TKIP"}
+    ssids = [s.encode("utf-8") for s in (policy.get("wifi.ssids", []) or [])]
+    profiles = list(wp.get("profiles") or [])
+    judged = [p for p in profiles if not ssids or wireless.ssid_bytes(_wlan_record(p)) in ssids]
+    weak: list[str] = []
+    unknown: list[str] = []
+    good: list[str] = []
+    for p in judged:
+        rec = _wlan_record(p)
+        reasons, why = wireless.assess(rec, policy)
+        where = f"{wireless.show_ssid(rec)} ({p.get('authentication')}/{p.get('encryption')}, " \
+                f"{p.get('connection_mode') or '?'})"
+        if reasons:
+            weak.append(f"{where}: {', '.join(reasons)}")
+        elif why:
+            unknown.append(f"{where}: {why}")
+        else:
+            good.append(where)
+    problems = [f"{x.get('path')}: {x.get('error')}" for x in wp.get("problems") or []]
+    evidence = {"folder": wp.get("folder"), "organisation_ssids": policy.get("wifi.ssids", []),
+                "profiles": [{k: v for k, v in p.items() if k != "path"} | {"judged": p in judged} for p in profiles],
+                "problems": problems}
+    if weak:
+        return Verdict(status=Status.FAIL, message="fail", params={"links": weak}, evidence=evidence,
+                       expected=expected)
+    if problems or unknown:
+        return error(phrase("win_unreadable", problems=problems + unknown), evidence=evidence, expected=expected)
+    if not judged:
+        return Verdict(status=Status.NOT_APPLICABLE, message="win_no_profiles",
+                       params={"ssids": policy.get("wifi.ssids", []) or []}, evidence=evidence, expected=expected)
+    return Verdict(status=Status.PASS, message="pass", params={"links": good}, evidence=evidence, expected=expected)
+
+
 LG_03 = with_windows(logging_more.LG_03, "win_audit_policy", lg03_windows)
 _PM_02 = with_windows(accounts_admin.PM_02, "win_admins", pm02_windows)
 PM_02 = dataclasses.replace(_PM_02, needs=(*_PM_02.needs, "win_accounts"))  # disabled members are not counted
 PM_04 = with_windows(accounts_admin.PM_04, "win_accounts", pm04_windows)
+TX_01 = with_windows(wireless.TX_01, "win_wifi_profiles", tx01_windows)

@@ -463,6 +463,7 @@ def test_checks_list_shows_windows_for_the_new_judges(run_cli: Any) -> None:
     assert rc == 0
     for cid in ("LG-03", "PM-02", "PM-04"):
         assert rows[cid] == ["linux", "windows"], cid
+    assert rows["TX-01"] == ["wifi", "linux", "windows"]
 
 
 def test_pm02_an_unreadable_member_account_is_an_error_never_a_pass(tmp_path: Path) -> None:
@@ -477,3 +478,112 @@ def test_pm02_an_unreadable_member_account_is_an_error_never_a_pass(tmp_path: Pa
     gone = pm02_windows(FactSet(facts, {}), with_policy(approved_admins=["nobody"]))
     assert gone.status == "pass" and gone.message == "win_pass_none"
     assert gone.evidence["not_counted"][f"{DOMAIN}-1000"] == "no such account (deleted)"
+
+
+# -- TX-01: saved Wi-Fi profiles ---------------------------------------------------------------------------
+# No Windows machine exists here to save a profile, so the files are written in the layout and schema of
+# Microsoft's WLAN_profile documentation (the lowest boundary: the XML file WLAN AutoConfig writes).
+
+SECRET = "01000000D08C9DDF0115D1118C7A00C04FC297EB0100000033"
+
+
+def wlan_profile(name: str, auth: str, enc: str, *, mode: str = "auto", extra: str = "") -> str:
+    return f"""<?xml version="1.0"?>{extra}
+<WLANProfile xmlns="http://www.microsoft.com/networking/WLAN/profile/v1">
+\t<name>{name}</name>
+\t<SSIDConfig>
+\t\t<SSID>
+\t\t\t<hex>{name.encode().hex().upper()}</hex>
+\t\t\t<name>{name}</name>
+\t\t</SSID>
+\t</SSIDConfig>
+\t<connectionType>ESS</connectionType>
+\t<connectionMode>{mode}</connectionMode>
+\t<MSM>
+\t\t<security>
+\t\t\t<authEncryption>
+\t\t\t\t<authentication>{auth}</authentication>
+\t\t\t\t<encryption>{enc}</encryption>
+\t\t\t\t<useOneX>false</useOneX>
+\t\t\t</authEncryption>
+\t\t\t<sharedKey>
+\t\t\t\t<keyType>passPhrase</keyType>
+\t\t\t\t<protected>true</protected>
+\t\t\t\t<keyMaterial>{SECRET}</keyMaterial>
+\t\t\t</sharedKey>
+\t\t</security>
+\t</MSM>
+</WLANProfile>
+"""
+
+
+def wifi_image(root: Path, profiles: dict[str, str | bytes]) -> Path:
+    build_tree(root, ntuser=False, sam=False)
+    folder = root / "ProgramData/Microsoft/Wlansvc/Profiles/Interfaces/{8C5D1F36-1D2A-4C89-9A3B-6F1C0E2D4B7A}"
+    folder.mkdir(parents=True)
+    for i, (_, xml) in enumerate(sorted(profiles.items())):
+        (folder / f"{{0000000{i}-0000-0000-0000-000000000000}}.xml").write_bytes(
+            xml.encode() if isinstance(xml, str) else xml)
+    return root
+
+
+def tx01(root: Path, **wifi: Any) -> Any:
+    from agent.registry import checks as registered
+    from collectors.windows.wlan import WIFI_PROFILES
+
+    tf = collect_target(f"rootfs:{root}", [WIFI_PROFILES])
+    [f] = evaluate_target(tf, [registered()["TX-01"]], load_policy(overrides={"wifi": wifi} if wifi else None))
+    return f
+
+
+def test_wifi_profiles_are_judged_and_the_key_never_kept(tmp_path: Path) -> None:
+    from collectors.windows.wlan import WIFI_PROFILES
+
+    root = wifi_image(tmp_path, {"Office": wlan_profile("Office", "WPA2PSK", "AES"),
+                                 "Cafe": wlan_profile("Cafe", "open", "none")})
+    tf = collect_target(f"rootfs:{root}", [WIFI_PROFILES])
+    assert SECRET not in json.dumps({k: r.data for k, r in tf.facts.items()})
+    found = tx01(root)
+    assert found.status == "fail" and found.message["en"] == (
+        "Wi-Fi links with weak or no encryption: Cafe (open/none, auto): open (no encryption)")
+    assert SECRET not in json.dumps(found.evidence) and "Cafe" in found.message["ja"]
+    assert "netsh wlan delete profile" in found.remediation["en"]
+    assert tx01(root, ssids=["Office"]).status == "pass"
+    na = tx01(root, ssids=["Elsewhere"])
+    assert na.status == "not_applicable" and "Elsewhere" in na.message["en"]
+
+
+@pytest.mark.parametrize(("auth", "enc", "status", "words"), [
+    ("WPA2PSK", "TKIP", "fail", "TKIP allowed"), ("WPAPSK", "AES", "fail", "WPA1 allowed"),
+    ("open", "WEP", "fail", "WEP"), ("shared", "WEP", "fail", "WEP"), ("WPA3SAE", "AES", "pass", "Office"),
+    ("WPA2", "AES", "pass", "Office"), ("FancyNewAuth", "AES", "error", "could not be read"),
+    ("WPA2PSK", "ROT13", "error", "could not be read")])
+def test_wifi_profile_security(tmp_path: Path, auth: str, enc: str, status: str, words: str) -> None:
+    f = tx01(wifi_image(tmp_path, {"Office": wlan_profile("Office", auth, enc)}))
+    assert f.status == status and words in f.message["en"], f.message
+
+
+def test_wifi_profiles_with_a_dtd_are_refused_never_parsed(tmp_path: Path) -> None:
+    bomb = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+    root = wifi_image(tmp_path, {"Office": wlan_profile("Office", "WPA2PSK", "AES"),
+                                 "Bomb": wlan_profile("Bomb", "WPA2PSK", "AES", extra=bomb)})
+    f = tx01(root)
+    assert f.status == "error" and "DTD" in f.message["en"]
+
+
+def test_wifi_profile_in_utf16_and_no_profiles_at_all(tmp_path: Path) -> None:
+    xml = wlan_profile("Office", "WPA2PSK", "AES").replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')
+    assert tx01(wifi_image(tmp_path / "a", {"Office": b"\xff\xfe" + xml.encode("utf-16-le")})).status == "pass"
+    none = tx01(build_tree(tmp_path / "b", ntuser=False, sam=False))
+    assert none.status == "not_applicable"
+
+
+@given(st.binary(max_size=400))
+def test_wifi_profile_parser_never_crashes(raw: bytes) -> None:
+    from collectors.windows.wlan import parse_profile
+
+    try:
+        p = parse_profile(raw)
+    except ValueError:
+        return
+    assert set(p) >= {"authentication", "encryption"}
