@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.config.policy import Policy
-from checks import accounts_admin, logging_more, wireless
+from checks import accounts_admin, logging_more, monitoring, wireless
 from checks.base import FactSet, Phrase, Status, Verdict, error, explain, phrase
 from checks.windows import with_windows
 
@@ -270,8 +270,24 @@ def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
     return Verdict(status=Status.PASS, message="pass", params={"links": good}, evidence=evidence, expected=expected)
 
 
+# -- MN-03 scheduled mamoru task ------------------------------------------------------------------------
+
+
+def mn03_windows(facts: FactSet, policy: Policy) -> Verdict:
+    """The Linux MN-03 judge on the scheduled tasks' facts (same shape), with the Windows wording."""
+    ws = facts.need("win_schedule")
+    if (ws.get("problems") and not any(j.get("enabled") for j in ws.get("jobs", []))) or ws.get("reports") is None:
+        return error(phrase("win_unreadable", problems=list(ws.get("problems") or [])),
+                     evidence={"jobs": ws.get("jobs"), "report_dir": ws.get("report_dir")})
+    verdict = monitoring.MN_03.judge(FactSet({"schedule_state": ws}, {}), policy)
+    if verdict.message in ("fail_no_schedule", "pass", "fail_stale", "fail_no_report"):
+        return dataclasses.replace(verdict, message="win_" + verdict.message)
+    return verdict
+
+
 LG_03 = with_windows(logging_more.LG_03, "win_audit_policy", lg03_windows)
 _PM_02 = with_windows(accounts_admin.PM_02, "win_admins", pm02_windows)
 PM_02 = dataclasses.replace(_PM_02, needs=(*_PM_02.needs, "win_accounts"))  # disabled members are not counted
 PM_04 = with_windows(accounts_admin.PM_04, "win_accounts", pm04_windows)
+MN_03 = with_windows(monitoring.MN_03, "win_schedule", mn03_windows)
 TX_01 = with_windows(wireless.TX_01, "win_wifi_profiles", tx01_windows)

@@ -461,7 +461,7 @@ def test_checks_list_shows_windows_for_the_new_judges(run_cli: Any) -> None:
     rc, _, out, _ = run_cli("checks", "list", "--json")
     rows = {r["id"]: r["platforms"] for r in json.loads(out)}
     assert rc == 0
-    for cid in ("LG-03", "PM-02", "PM-04"):
+    for cid in ("LG-03", "PM-02", "PM-04", "MN-03"):
         assert rows[cid] == ["linux", "windows"], cid
     assert rows["TX-01"] == ["wifi", "linux", "windows"]
 
@@ -587,3 +587,94 @@ def test_wifi_profile_parser_never_crashes(raw: bytes) -> None:
     except ValueError:
         return
     assert set(p) >= {"authentication", "encryption"}
+
+
+# -- MN-03: Task Scheduler -----------------------------------------------------------------------------
+# Task definitions written in the Task Scheduler schema (as schtasks /create writes them, UTF-16 with a BOM).
+
+REPORTS = r"C:\ProgramData\mamoru\reports"
+
+
+def task_xml(*, enabled: str = "true", trigger: str = "true", command: str = r"C:\Program Files\mamoru\mamoru.exe",
+             arguments: str = rf"scan --target local --out {REPORTS}") -> bytes:
+    xml = f"""<?xml version="1.0" encoding="UTF-16"?>
+<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
+  <RegistrationInfo><URI>\\mamoru\\daily</URI></RegistrationInfo>
+  <Triggers>
+    <CalendarTrigger>
+      <StartBoundary>2026-01-01T03:00:00</StartBoundary>
+      <Enabled>{trigger}</Enabled>
+      <ScheduleByDay><DaysInterval>1</DaysInterval></ScheduleByDay>
+    </CalendarTrigger>
+  </Triggers>
+  <Settings><Enabled>{enabled}</Enabled></Settings>
+  <Actions Context="Author">
+    <Exec><Command>{command}</Command><Arguments>{arguments}</Arguments></Exec>
+  </Actions>
+</Task>
+"""
+    return b"\xff\xfe" + xml.replace("\n", "\r\n").encode("utf-16-le")
+
+
+def task_image(root: Path, task: bytes | None, report_age_days: float | None) -> Path:
+    import datetime as dt
+    import time
+
+    build_tree(root, ntuser=False, sam=False)
+    tasks = root / "Windows/System32/Tasks/mamoru"
+    tasks.mkdir(parents=True)
+    (root / "Windows/System32/Tasks/GoogleUpdateTaskMachineUA").write_bytes(
+        task_xml(command=r"C:\Program Files\Google\Update\GoogleUpdate.exe", arguments="/ua /installsource scheduler"))
+    if task is not None:
+        (tasks / "daily").write_bytes(task)
+    reports = root / "ProgramData/mamoru/reports"
+    reports.mkdir(parents=True)
+    if report_age_days is not None:
+        finished = dt.datetime.fromtimestamp(time.time() - report_age_days * 86400, dt.UTC).isoformat()
+        (reports / "scan-1.json").write_text(json.dumps({"run": {"finished": finished}}))
+    return root
+
+
+def mn03(root: Path, report_dir: str | None = REPORTS) -> Any:
+    from agent.registry import checks as registered
+    from collectors.windows.tasks import WINDOWS_SCHEDULE
+
+    policy = load_policy(overrides={"schedule": {"report_dir": report_dir}} if report_dir else None)
+    tf = collect_target(f"rootfs:{root}", [WINDOWS_SCHEDULE], policy=policy)
+    [f] = evaluate_target(tf, [registered()["MN-03"]], policy)
+    return f
+
+
+def test_mn03_scheduled_task_and_a_recent_report_pass(tmp_path: Path) -> None:
+    f = mn03(task_image(tmp_path, task_xml(), 1))
+    assert f.status == "pass" and r"Task Scheduler \mamoru\daily" in f.message["en"], f.message
+    assert "タスク スケジューラ" in f.message["ja"]
+
+
+@pytest.mark.parametrize(("task", "age", "status", "words"), [
+    (task_xml(), 30, "fail", "30 days old"),
+    (task_xml(), None, "fail", "holds no report"),
+    (task_xml(enabled="false"), 1, "fail", "No enabled Task Scheduler task"),
+    (task_xml(trigger="false"), 1, "fail", "No enabled Task Scheduler task"),
+    (None, 1, "fail", "No enabled Task Scheduler task"),
+    (b"<!DOCTYPE x [<!ENTITY a 'mamoru scan'>]><Task>&a;</Task>", 1, "error", "DTD"),
+])
+def test_mn03_windows_failures(tmp_path: Path, task: bytes | None, age: float | None, status: str, words: str) -> None:
+    f = mn03(task_image(tmp_path, task, age))
+    assert f.status == status and words in f.message["en"], f.message
+
+
+def test_mn03_a_linux_report_dir_is_not_judged_on_windows(tmp_path: Path) -> None:
+    f = mn03(task_image(tmp_path, task_xml(), 1), report_dir=None)
+    assert f.status == "error" and "not a Windows path" in f.message["en"]
+
+
+@given(st.binary(max_size=400))
+def test_task_parser_never_crashes(raw: bytes) -> None:
+    from collectors.windows.tasks import parse_task
+
+    try:
+        t = parse_task(raw)
+    except ValueError:
+        return
+    assert isinstance(t["enabled"], bool)

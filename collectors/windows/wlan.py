@@ -55,15 +55,20 @@ def _text(el: ET.Element | None, *path: str) -> str | None:
     return found.text.strip() if found is not None and found.text is not None else None
 
 
-def parse_profile(raw: bytes) -> WlanProfile:
-    """One ``WLANProfile`` document; ValueError when it is not one (or carries a DTD)."""
+def safe_xml(raw: bytes) -> ET.Element:
+    """The root element of a Windows XML file (UTF-8 or UTF-16); ValueError for a DTD, entities or non-XML."""
     text = _PROLOG.sub("", decode_text(raw), count=1)
     if _FORBIDDEN.search(text):
-        raise ValueError("profile XML declares a DTD or entities")
+        raise ValueError("XML declares a DTD or entities")
     try:
-        root = ET.fromstring(text)  # noqa: S314 - DTDs and entities are refused above
+        return ET.fromstring(text)  # noqa: S314 - DTDs and entities are refused above
     except ET.ParseError as e:
         raise ValueError(f"not XML ({e})") from e
+
+
+def parse_profile(raw: bytes) -> WlanProfile:
+    """One ``WLANProfile`` document; ValueError when it is not one (or carries a DTD)."""
+    root = safe_xml(raw)
     if _local(root.tag) != "WLANProfile":
         raise ValueError(f"root element is {_local(root.tag)[:40]!r}, not WLANProfile")
     ssid = _child(root, "SSIDConfig", "SSID")
