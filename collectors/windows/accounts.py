@@ -9,6 +9,7 @@ live backends answer these through other sources later (ADSI, ``secedit``); the 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from agent.targets.base import Target
@@ -38,7 +39,7 @@ class AccountsCollector(WindowsCollector):
 
     def build(self, target: Target, reader: RegistryReader, answers: Answers) -> dict[str, Any]:
         facts: dict[str, Any] = {"domain": None, "domain_error": None, "accounts": [], "accounts_error": None,
-                                 "lsa": answers.one(LSA).fact()}
+                                 "lsa": answers.one(LSA).fact(), "collected_at": int(time.time())}
         dom = answers.one(DOMAIN_F)
         f = dom.value("F")
         if _error(dom) or f is None or not isinstance(f.data, bytes):
