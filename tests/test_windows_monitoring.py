@@ -290,7 +290,7 @@ def test_checks_list_shows_windows_for_mn01_mn02(run_cli: Any) -> None:
     rc, _, out, _ = run_cli("checks", "list", "--json")
     rows = {r["id"]: r["platforms"] for r in json.loads(out)}
     assert rc == 0 and rows["MN-01"] == ["linux", "windows"] and rows["MN-02"] == ["linux", "windows"]
-    assert rows["MN-03"] == ["linux"]
+    assert rows["MN-03"] == ["linux", "windows"]  # Task Scheduler (checks.windows_more)
 
 
 def test_data_file_names_service_keys() -> None:
