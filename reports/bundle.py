@@ -129,8 +129,8 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse_json(data: bytes, source: str) -> Any:
-    """A bundle's bytes as JSON data, or a ConfigError (exit 2) saying why, never a traceback.
+def parse_json(data: bytes, source: str, *, what: str = "mamoru bundle") -> Any:
+    """A bundle's (or report's: ``what``) bytes as JSON, or a ConfigError (exit 2) saying why, never a traceback.
 
     Strict where ``json.loads`` is lenient: UTF-8 only (not UTF-16/32 guessed from the first bytes), no
     duplicate keys, no ``NaN``/``Infinity``; nesting beyond the interpreter's recursion limit, or an integer
@@ -140,18 +140,18 @@ def parse_json(data: bytes, source: str) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{source}:{line}: not a mamoru bundle (not valid UTF-8)") from None
+        raise ConfigError(f"{source}:{line}: not a {what} (not valid UTF-8)") from None
     try:
         return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except _DuplicateKey as e:
-        raise ConfigError(f"{source}: not a mamoru bundle: the key {e.key[:80]!r} appears twice in one object "
+        raise ConfigError(f"{source}: not a {what}: the key {e.key[:80]!r} appears twice in one object "
                           "(JSON readers disagree on which one counts)") from None
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{source}:{e.lineno}: not a mamoru bundle (not JSON: {e.msg})") from None
+        raise ConfigError(f"{source}:{e.lineno}: not a {what} (not JSON: {e.msg})") from None
     except RecursionError:
-        raise ConfigError(f"{source}: not a mamoru bundle (nested too deeply)") from None
+        raise ConfigError(f"{source}: not a {what} (nested too deeply)") from None
     except ValueError as e:  # NaN/Infinity, or an integer past int()'s digit limit
-        raise ConfigError(f"{source}: not a mamoru bundle ({str(e)[:120]})") from None
+        raise ConfigError(f"{source}: not a {what} ({str(e)[:120]})") from None
 
 
 def check_versions(bundle: Bundle, current: Mapping[str, str]) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 SCHEMA_VERSION = "mamoru-report/1"
 STATUSES = ("pass", "fail", "error", "not_applicable", "manual")
+#: Waiver states under which a failure does not count in the exit code (``expiring``: valid, ends within 14 days).
+WAIVER_IN_FORCE = ("valid", "expiring")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -47,9 +49,18 @@ class Finding:
     evidence: Any
     expected: Any
     duration_ms: float
+    #: An accepted risk that covers this finding (``--waivers``), as applied at scan time:
+    #: ``{"reason", "approver", "expires" (YYYY-MM-DD), "state" (valid | expiring | expired), "source"
+    #: (file:line)}``. The status stays what the facts say; only ``exit_code`` reads ``state``.
+    waiver: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def waived(self) -> bool:
+        """A failure whose waiver is in force: it stays ``fail`` in every format, but does not fail the run."""
+        return self.status == "fail" and self.waiver is not None and self.waiver.get("state") in WAIVER_IN_FORCE
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -86,6 +97,14 @@ class Report:
             "by_guideline": {k: dict(v) for k, v in sorted(by_item.items())},
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Report:
+        """The model of a report document that ``reports.load`` has already validated against the schema."""
+        run = RunInfo(**_known(RunInfo, doc["run"]))
+        targets = [TargetRecord(**_known(TargetRecord, t)) for t in doc["targets"]]
+        findings = [Finding(**_known(Finding, f)) for f in doc["findings"]]
+        return cls(run=run, targets=targets, findings=findings)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,
@@ -97,7 +116,8 @@ class Report:
 
     @property
     def has_failures(self) -> bool:
-        return any(f.status == "fail" for f in self.findings)
+        """A failure that needs action: one under a waiver in force is accepted risk, not a failed run."""
+        return any(f.status == "fail" and not f.waived for f in self.findings)
 
     @property
     def has_unjudged(self) -> bool:
@@ -113,3 +133,9 @@ class Report:
         if self.has_unjudged:
             return 3
         return 0
+
+
+def _known(cls: type, doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``cls`` has: a report from a newer mamoru may carry more, which this one cannot show."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in doc.items() if k in names}

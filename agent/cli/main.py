@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "collect": "agent.cli.collect_cmd:collect",
     "evaluate": "agent.cli.evaluate_cmd:evaluate",
     "schedule": "agent.cli.schedule_cmd:schedule",
+    "report": "agent.cli.report_cmd:report",
 }
 
 
