@@ -98,9 +98,9 @@ def unreadable(answer: Mapping[str, Any] | None) -> Phrase | None:
     return None
 
 
-def english(words: Any, check: Check) -> str:
+def english(words: Any, check: Check | None = None) -> str:
     """A phrase as English text, for the evidence (which keeps the judge's findings in one language)."""
-    return Text(ja="{w}", en="{w}").format({"w": words}, check.meta.messages.get).en
+    return Text(ja="{w}", en="{w}").format({"w": words}, check.meta.messages.get if check else None).en
 
 
 def dword(v: Any) -> int | None:
