@@ -14,8 +14,8 @@ from typing import Any
 
 from agent.config.policy import Policy
 from checks import accounts_admin, logging_more, monitoring, wireless
-from checks.base import FactSet, Phrase, Status, Verdict, error, explain, phrase
-from checks.windows import with_windows
+from checks.base import FactSet, Phrase, Status, Verdict, error, phrase
+from checks.windows import error_phrase, with_windows
 
 DAY = 86400
 
@@ -31,7 +31,8 @@ REQUIRED_AUDIT = {
 
 
 def _problem_text(e: Mapping[str, Any] | None) -> Any:
-    return explain(str((e or {}).get("message", "unreadable")))
+    """A collector's error ({kind, message}): English as recorded, Japanese by what it means."""
+    return error_phrase(e or {"kind": "error", "message": "unreadable"})
 
 
 def _audited(setting: Mapping[str, Any]) -> str:
@@ -235,14 +236,29 @@ def _wlan_record(p: Mapping[str, Any]) -> dict[str, Any]:
             "security": label if known else "unknown", "pairwise": [cipher] if cipher else []}
 
 
+#: What ``checks.wireless.assess`` says of a network (English), as a phrase of TX-01's metadata.
+WIFI_WORDS = {"open (no encryption)": "win_weak_open", "WEP": "win_weak_wep", "WPA1 allowed": "win_weak_wpa1",
+              "TKIP allowed": "win_weak_tkip", "WEP cipher": "win_weak_wep_cipher",
+              "no protected management frames (PMF)": "win_weak_no_pmf",
+              "its security could not be read": "win_why_security",
+              "its ciphers are not reported by this source": "win_why_ciphers",
+              "PMF is required by the policy but this source does not report it": "win_why_pmf"}
+
+
+def _wifi_words(reason: str) -> Any:
+    """A weakness or an unknown, worded per language (a wording not in the table is shown as it is)."""
+    key = WIFI_WORDS.get(reason)
+    return phrase(key) if key else reason
+
+
 def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
     wp = facts.need("win_wifi_profiles")
     expected = {"saved profiles": "WPA2 (AES), WPA3, OWE or Enterprise; no open, WEP, WPA1 or TKIP"}
     ssids = [s.encode("utf-8") for s in (policy.get("wifi.ssids", []) or [])]
     profiles = list(wp.get("profiles") or [])
     judged = [p for p in profiles if not ssids or wireless.ssid_bytes(_wlan_record(p)) in ssids]
-    weak: list[str] = []
-    unknown: list[str] = []
+    weak: list[Phrase] = []
+    unknown: list[Phrase] = []
     good: list[str] = []
     for p in judged:
         rec = _wlan_record(p)
@@ -250,12 +266,14 @@ def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
         where = f"{wireless.show_ssid(rec)} ({p.get('authentication')}/{p.get('encryption')}, " \
                 f"{p.get('connection_mode') or '?'})"
         if reasons:
-            weak.append(f"{where}: {', '.join(reasons)}")
+            weak.append(phrase("win_link", where=where, what=[_wifi_words(r) for r in reasons]))
         elif why:
-            unknown.append(f"{where}: {why}")
+            unknown.append(phrase("win_link", where=where, what=_wifi_words(why)))
         else:
             good.append(where)
     problems = [f"{x.get('path')}: {x.get('error')}" for x in wp.get("problems") or []]
+    problem_words = [error_phrase({"kind": "file", "message": str(x.get("error"))}, x.get("path") or None)
+                     for x in wp.get("problems") or []]
     evidence = {"folder": wp.get("folder"), "organisation_ssids": policy.get("wifi.ssids", []),
                 "profiles": [{k: v for k, v in p.items() if k != "path"} | {"judged": p in judged} for p in profiles],
                 "problems": problems}
@@ -263,7 +281,8 @@ def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.FAIL, message="fail", params={"links": weak}, evidence=evidence,
                        expected=expected)
     if problems or unknown:
-        return error(phrase("win_unreadable", problems=problems + unknown), evidence=evidence, expected=expected)
+        return error(phrase("win_unreadable", problems=problem_words + unknown), evidence=evidence,
+                     expected=expected)
     if not judged:
         return Verdict(status=Status.NOT_APPLICABLE, message="win_no_profiles",
                        params={"ssids": policy.get("wifi.ssids", []) or []}, evidence=evidence, expected=expected)
@@ -277,7 +296,8 @@ def mn03_windows(facts: FactSet, policy: Policy) -> Verdict:
     """The Linux MN-03 judge on the scheduled tasks' facts (same shape), with the Windows wording."""
     ws = facts.need("win_schedule")
     if (ws.get("problems") and not any(j.get("enabled") for j in ws.get("jobs", []))) or ws.get("reports") is None:
-        return error(phrase("win_unreadable", problems=list(ws.get("problems") or [])),
+        return error(phrase("win_unreadable", problems=[error_phrase({"kind": "file", "message": str(x)})
+                                                        for x in ws.get("problems") or []]),
                      evidence={"jobs": ws.get("jobs"), "report_dir": ws.get("report_dir")})
     verdict = monitoring.MN_03.judge(FactSet({"schedule_state": ws}, {}), policy)
     if verdict.message in ("fail_no_schedule", "pass", "fail_stale", "fail_no_report"):
