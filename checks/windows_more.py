@@ -46,7 +46,8 @@ def lg03_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected["data folders"] = "an auditing entry (SACL) for reads and writes"
     pol = ap.get("policy")
     if ap.get("error") or not isinstance(pol, Mapping):
-        return error(phrase("win_unreadable", error=_problem_text(ap.get("error"))), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(ap.get("error"))),
+                     evidence={"error": ap.get("error")}, expected=expected)
     settings = pol.get("settings") or {}
     evidence: dict[str, Any] = {"source": ap.get("source"), "key": ap.get("key"), "layout": pol.get("layout"),
                                 "required": {}, "audited": sorted(
@@ -90,9 +91,11 @@ def pm02_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"administrators": approved or "(approved_admins not set)",
                 "group": "Administrators (S-1-5-32-544), enabled members"}
     if adm.get("error") or adm.get("members") is None:
-        return error(phrase("win_unreadable", error=_problem_text(adm.get("error"))), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(adm.get("error"))),
+                     evidence={"error": adm.get("error")}, expected=expected)
     if acc.get("accounts_error"):
-        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])),
+                     evidence={"error": acc["accounts_error"]}, expected=expected)
     by_rid = _accounts_by_rid(acc)
     admins: dict[str, set[str]] = {}  # shown label -> the identifiers approved_admins may name (name, SID)
     skipped: dict[str, str] = {}
@@ -163,7 +166,8 @@ def pm04_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"last_login_within_days": days, "or": "account disabled or expired"}
     now = acc.get("collected_at")
     if acc.get("accounts_error"):
-        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])),
+                     evidence={"error": acc["accounts_error"]}, expected=expected)
     if not isinstance(now, int) or isinstance(now, bool):
         return error(phrase("win_no_time"), expected=expected)
     report: dict[str, str] = {}

@@ -369,3 +369,14 @@ def test_checks_list_shows_windows_exactly_for_the_windows_judges(run_cli: Any) 
             assert not english_runs(check.meta.title.ja), cid
     rc, _, text, _ = run_cli("checks", "list")
     assert rc == 0 and "linux, windows" in text
+
+
+@pytest.mark.needs_service
+def test_parser_details_stay_in_the_evidence(images: dict[str, list[Finding]]) -> None:
+    """What a parser said (English by nature) is kept whole in the evidence, where the Japanese text leaves it out."""
+    lg03 = finding_of(images["damaged-values"], "LG-03")
+    assert "PolAdtEv revision 0x0101 is not 0x0100" in lg03.evidence["error"]["message"]
+    assert "PolAdtEv revision" not in lg03.message["ja"] and "PolAdtEv revision" in lg03.message["en"]
+    pm02 = finding_of(images["damaged-values"], "PM-02")
+    assert pm02.evidence["error"] == {"kind": "hive_corrupted",
+                                      "message": "alias C value names RID 0x1010101, not Administrators (0x220)"}
