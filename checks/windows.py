@@ -12,13 +12,14 @@ default inbound action), and the evidence says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from agent.config.policy import Policy
 from checks import access_control, authentication, identification, logging_more, physical, transfer
 from checks import logging as log_checks
-from checks.base import Check, FactSet, Judge, Status, Verdict, error
+from checks.base import Check, FactSet, Judge, Phrase, Status, Text, Verdict, error, explain, phrase
 
 DISABLED = 4  # service Start value
 
@@ -58,6 +59,50 @@ def problem(answer: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+#: The kinds of error a registry backend, a Windows collector or the PowerShell batch records, worded in
+#: ``_facts.yaml`` (``win.kind.<kind>``).
+ERROR_KINDS = ("hive_missing", "hive_unreadable", "hive_corrupted", "unavailable", "missing", "garbage", "timeout",
+               "offline", "error", "file")
+#: "HKLM\\...: what" or "/path: what": the key or file an error message is about, and the rest.
+_WHERE = re.compile(r"^((?:HK[A-Z_]*\\|/)[^:]*): (.+)$", re.S)
+
+
+def why(message: str, kind: str | None) -> Text | Phrase:
+    """What an English error means, for the Japanese text: its wording in ``_errors.yaml`` when known, else
+    its kind in words (the English message itself stays in the English text and the evidence)."""
+    text = explain(message)
+    if text.ja != text.en:
+        return text
+    return phrase(f"win.kind.{kind if kind in ERROR_KINDS else 'error'}")
+
+
+def error_phrase(err: Mapping[str, Any] | None, where: str | None = None, *, kind: str | None = None) -> Phrase:
+    """An error recorded as ``{kind, message}`` (a collector's, a registry answer's, a batch part's), worded per
+    language: English as recorded (``where: message``), Japanese as where it happened and what it means."""
+    err = err or {}
+    message = str(err.get("message") or err.get("error") or "unreadable")
+    kind = kind or str(err.get("kind") or "error")
+    detail = f"{where}: {message}" if where else message
+    if where is None and (m := _WHERE.match(message)):
+        where, message = m.group(1), m.group(2)
+    return phrase("win.error_at" if where else "win.error", where=where or "", why=why(message, kind),
+                  detail=detail)
+
+
+def unreadable(answer: Mapping[str, Any] | None) -> Phrase | None:
+    """``problem`` worded per language (None when the answer was read, or the key does not exist)."""
+    if answer is None:
+        return phrase("win.not_read")
+    if answer.get("status") == "error":
+        return error_phrase(answer.get("error") or {}, str(answer.get("key")))
+    return None
+
+
+def english(words: Any, check: Check | None = None) -> str:
+    """A phrase as English text, for the evidence (which keeps the judge's findings in one language)."""
+    return Text(ja="{w}", en="{w}").format({"w": words}, check.meta.messages.get if check else None).en
+
+
 def dword(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
@@ -79,19 +124,29 @@ def effective(policy_answer: Mapping[str, Any] | None, local_answer: Mapping[str
     return (lv, "local") if lv is not None else (None, "unset")
 
 
-def _errors(reasons: list[str], *, evidence: Any, expected: Any) -> Verdict:
-    text = "; ".join(reasons)
-    return error(text, f"読み取れない設定があり判定できません: {text}", evidence=evidence, expected=expected)
+def _errors(reasons: list[Phrase], *, evidence: Any, expected: Any) -> Verdict:
+    return error(phrase("win.unreadable_settings", reasons=reasons), evidence=evidence, expected=expected)
+
+
+#: Where a setting in force came from (``effective``), in words.
+SOURCES = {"policy": phrase("win.from.policy"), "local": phrase("win.from.local"), "unset": phrase("win.from.unset"),
+           "Windows default (block)": phrase("win.from.default_block")}
+
+
+def _shown(v: Any) -> Any:
+    """A registry value in a message: as it is, or "unset" in words."""
+    return phrase("win.unset") if v is None else v
 
 
 # -- PH-01 screen lock -----------------------------------------------------------------------------------
 
 
-def _user_screen(u: Mapping[str, Any], max_idle: int, require_policy: bool) -> tuple[str, list[str], str | None]:
+def _user_screen(u: Mapping[str, Any], max_idle: int,
+                 require_policy: bool) -> tuple[str, list[Phrase], Phrase | None]:
     who = (u.get("user") or {}).get("sid") or (u.get("user") or {}).get("id") or "?"
     if u.get("user") is None:
-        return who, [], problem(u.get("desktop")) or "user profiles could not be listed"
-    why = problem(u.get("desktop")) or problem(u.get("policy"))
+        return who, [], unreadable(u.get("desktop")) or phrase("win_users_unlisted")
+    why = unreadable(u.get("desktop")) or unreadable(u.get("policy"))
     if why:
         return who, [], why
     pol, desk = u.get("policy"), u.get("desktop")
@@ -99,23 +154,23 @@ def _user_screen(u: Mapping[str, Any], max_idle: int, require_policy: bool) -> t
     secure, s_from = effective(pol, desk, "ScreenSaverIsSecure")
     timeout, t_from = effective(pol, desk, "ScreenSaveTimeOut")
     saver, _ = effective(pol, desk, "SCRNSAVE.EXE")
-    bad = []
+    bad: list[Phrase] = []
     if number(active) != 1:
-        bad.append(f"screen saver off (ScreenSaveActive={active if active is not None else 'unset'})")
+        bad.append(phrase("win_saver_off", value=_shown(active)))
     if not (isinstance(saver, str) and saver.strip()):
-        bad.append("no screen saver chosen (SCRNSAVE.EXE unset)")
+        bad.append(phrase("win_no_saver"))
     if number(secure) != 1:
-        bad.append(f"no password on resume (ScreenSaverIsSecure={secure if secure is not None else 'unset'})")
+        bad.append(phrase("win_no_password", value=_shown(secure)))
     seconds = number(timeout)
     if seconds is None:
-        bad.append(f"no idle time set (ScreenSaveTimeOut={timeout if timeout is not None else 'unset'})")
+        bad.append(phrase("win_no_timeout", value=_shown(timeout)))
     elif not 1 <= seconds <= max_idle:
-        bad.append(f"ScreenSaveTimeOut {seconds} s > {max_idle} s")
+        bad.append(phrase("win_timeout_long", seconds=seconds, max=max_idle))
     if require_policy:
         loose = [n for n, src in (("ScreenSaveActive", a_from), ("ScreenSaverIsSecure", s_from),
                                   ("ScreenSaveTimeOut", t_from)) if src != "policy"]
         if loose:
-            bad.append("not enforced by Group Policy: " + ", ".join(loose))
+            bad.append(phrase("win_not_enforced", names=loose))
     return who, bad, None
 
 
@@ -134,26 +189,30 @@ def ph01_windows(facts: FactSet, policy: Policy) -> Verdict:
     if inactivity is not None and 1 <= inactivity <= max_idle:
         return Verdict(status=Status.PASS, message="win_pass_machine", params={"seconds": inactivity},
                        evidence=evidence, expected=expected)
-    failing, unknown = [], []
-    machine_unknown = problem(machine)
+    failing: list[Phrase] = []
+    unknown: list[Phrase] = []
+    machine_unknown = unreadable(machine)
     for u in sl["users"]:
-        who, bad, why = _user_screen(u, max_idle, require)
-        evidence["users"].append({"user": u.get("user"), "problems": bad, "error": why,
+        who, bad, cause = _user_screen(u, max_idle, require)
+        evidence["users"].append({"user": u.get("user"), "problems": [english(p, physical.PH_01) for p in bad],
+                                  "error": problem(u.get("desktop")) or problem(u.get("policy")) if cause else None,
                                   "desktop": u.get("desktop"), "policy": u.get("policy")})
-        if why:
-            unknown.append(f"{who}: {why}")
+        if cause:
+            unknown.append(phrase("win.who", who=who, what=cause))
         elif bad:
-            failing.append(f"{who}: {'; '.join(bad)}")
+            failing.append(phrase("win.who", who=who, what=bad))
     if not sl["users"]:
-        unknown.append("no user profile with an NTUSER.DAT hive was found")
-    machine_text = ("off (0)" if inactivity == 0 else f"{inactivity} s" if inactivity is not None else "not set")
+        unknown.append(phrase("win_no_profiles"))
+    machine_text = (phrase("win_machine_off") if inactivity == 0 else phrase("win.seconds", seconds=inactivity)
+                    if inactivity is not None else phrase("win_machine_unset"))
     if failing and machine_unknown is None:
         return Verdict(status=Status.FAIL, message="win_fail", params={"users": failing, "machine": machine_text},
                        evidence=evidence, expected=expected)
     if machine_unknown is not None:
-        unknown.insert(0, f"machine inactivity lock unknown: {machine_unknown}")
+        unknown.insert(0, phrase("win_machine_unknown", why=machine_unknown))
     if unknown or failing:
-        return _errors(unknown + [f"(would fail) {f}" for f in failing], evidence=evidence, expected=expected)
+        return _errors(unknown + [phrase("win.would_fail", what=f) for f in failing], evidence=evidence,
+                       expected=expected)
     return Verdict(status=Status.PASS, message="win_pass_users", params={"count": len(sl["users"])},
                    evidence=evidence, expected=expected)
 
@@ -170,17 +229,17 @@ def ac01_windows(facts: FactSet, policy: Policy) -> Verdict:
     start = dword(value(fw["service"], "Start"))
     if start == DISABLED:
         return Verdict(status=Status.FAIL, message="win_fail",
-                       params={"problems": ["the firewall service (MpsSvc) is disabled"]},
+                       params={"problems": [phrase("win_service_disabled")]},
                        evidence=evidence, expected=expected)
-    unknown = [p for p in (problem(fw["service"]),) if p]
+    unknown = [p for p in (unreadable(fw["service"]),) if p]
     if fw["service"].get("status") == "missing":
-        unknown.append("the firewall service (MpsSvc) is not registered")
-    bad = []
+        unknown.append(phrase("win_service_absent"))
+    bad: list[Phrase] = []
     for name in ("domain", "private", "public"):
         local, pol = fw["local"][name], fw["policy"][name]
-        why = problem(local) or problem(pol)
-        if why:
-            unknown.append(f"{name} profile: {why}")
+        cause = unreadable(local) or unreadable(pol)
+        if cause:
+            unknown.append(phrase("win_profile_why", profile=name, why=cause))
             continue
         enabled, e_from = effective(pol, local, "EnableFirewall")
         inbound, i_from = effective(pol, local, "DefaultInboundAction")
@@ -189,48 +248,52 @@ def ac01_windows(facts: FactSet, policy: Policy) -> Verdict:
         evidence["profiles"][name] = {"EnableFirewall": enabled, "from": e_from, "DefaultInboundAction": inbound,
                                       "inbound_from": i_from}
         if dword(enabled) is None:
-            unknown.append(f"{name} profile: EnableFirewall is not recorded")
+            unknown.append(phrase("win_not_recorded", profile=name))
         elif enabled != 1:
-            bad.append(f"{name} profile off ({e_from})")
+            bad.append(phrase("win_profile_off", profile=name, source=SOURCES.get(e_from, e_from)))
         if dword(inbound) != 1:
-            bad.append(f"{name} profile allows inbound connections by default ({i_from})")
+            bad.append(phrase("win_inbound_allowed", profile=name, source=SOURCES.get(i_from, i_from)))
     if bad and not unknown:
         return Verdict(status=Status.FAIL, message="win_fail", params={"problems": bad}, evidence=evidence,
                        expected=expected)
     if unknown:
-        return _errors(unknown + [f"(would fail) {b}" for b in bad], evidence=evidence, expected=expected)
+        return _errors(unknown + [phrase("win.would_fail", what=b) for b in bad], evidence=evidence,
+                       expected=expected)
     return Verdict(status=Status.PASS, message="win_pass", evidence=evidence, expected=expected)
 
 
 # -- TX-05 SMBv1 -----------------------------------------------------------------------------------------
 
 
-def _start(answer: Mapping[str, Any]) -> tuple[bool | None, str]:
-    """(enabled?, why) of a driver or service from its key: missing key = not installed."""
+def _start(answer: Mapping[str, Any]) -> tuple[bool | None, str, Any]:
+    """(enabled?, why, why worded per language) of a driver or service from its key: missing key = not
+    installed."""
     if answer.get("status") == "missing":
-        return False, "not installed"
+        return False, "not installed", phrase("win.not_installed")
     why = problem(answer)
     if why:
-        return None, why
+        return None, why, unreadable(answer)
     start = dword(value(answer, "Start"))
     if start is None:
-        return None, f"{answer.get('key')}: no Start value"
-    return start != DISABLED, f"Start={start}"
+        return None, f"{answer.get('key')}: no Start value", phrase("win.no_start", where=answer.get("key"))
+    return start != DISABLED, f"Start={start}", f"Start={start}"
 
 
 def tx05_windows(facts: FactSet, policy: Policy) -> Verdict:
     smb = facts.need("win_smb")
     expected = {"LanmanServer\\Parameters\\SMB1": 0, "mrxsmb10 Start": "4 (disabled) or not installed"}
-    on, unknown = [], []
-    client, c_why = _start(smb["smb1_client_driver"])
+    on: list[Phrase] = []
+    unknown: list[Phrase] = []
+    client, c_why, c_words = _start(smb["smb1_client_driver"])
     if client is None:
-        unknown.append(f"SMBv1 client: {c_why}")
+        unknown.append(phrase("win_client_why", why=c_words))
     elif client:
-        on.append(f"SMBv1 client driver mrxsmb10 ({c_why})")
-    server_service, s_why = _start(smb["server_service"])
+        on.append(phrase("win_client_on", why=c_words))
+    server_service, s_why, s_words = _start(smb["server_service"])
     smb1 = dword(value(smb["server_parameters"], "SMB1"))
-    driver, d_why = _start(smb["smb1_server_driver"])
+    driver, d_why, d_words = _start(smb["smb1_server_driver"])
     server: bool | None
+    words: Any
     if server_service is False:
         server, why = False, f"Server service {s_why}"
     elif smb1 == 0:
@@ -239,12 +302,15 @@ def tx05_windows(facts: FactSet, policy: Policy) -> Verdict:
         server, why = False, f"SMBv1 server driver srv {d_why}"
     elif problem(smb["server_parameters"]) or server_service is None or driver is None:
         server, why = None, problem(smb["server_parameters"]) or (s_why if server_service is None else d_why)
+        words = unreadable(smb["server_parameters"]) or (s_words if server_service is None else d_words)
     else:
         server, why = True, f"SMB1={'unset (enabled by default)' if smb1 is None else smb1}, srv {d_why}"
+        words = (phrase("win_smb1_default", driver=d_words) if smb1 is None
+                 else phrase("win_smb1_set", value=smb1, driver=d_words))
     if server is None:
-        unknown.append(f"SMBv1 server: {why}")
+        unknown.append(phrase("win_server_why", why=words))
     elif server:
-        on.append(f"SMBv1 server ({why})")
+        on.append(phrase("win_server_on", why=words))
     evidence = {"source": smb.get("source"), "client": c_why, "server": why, "smb1_value": smb1}
     if on:
         return Verdict(status=Status.FAIL, message="win_fail", params={"where": on}, evidence=evidence,
@@ -259,12 +325,12 @@ def tx05_windows(facts: FactSet, policy: Policy) -> Verdict:
 KEEP = 0xFFFFFFFF
 
 
-def security_log(ev: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def security_log(ev: Mapping[str, Any]) -> tuple[dict[str, Any], list[Phrase]]:
     """The Security log's settings in force (policy over local) and what could not be read."""
     local, pol = ev["local"], ev["policy"]
-    unknown = [p for p in (problem(local), problem(pol)) if p]
+    unknown = [p for p in (unreadable(local), unreadable(pol)) if p]
     if local.get("status") == "missing":
-        unknown.append(f"{local.get('key')}: the Security log is not configured")
+        unknown.append(phrase("win.log_not_configured", where=local.get("key")))
     retention = value(pol, "Retention")
     if retention is not None:  # policy: REG_SZ "1" = do not overwrite, "0" = overwrite as needed
         retention, r_from = (KEEP if number(retention) == 1 else 0 if number(retention) == 0 else retention), "policy"
@@ -297,10 +363,10 @@ def lg02_windows(facts: FactSet, policy: Policy) -> Verdict:
     if retention > 0:
         days = retention // 86400
         if days >= want:
-            return Verdict(status=Status.PASS, message="pass", params={"store": "Security event log", "days": days},
+            return Verdict(status=Status.PASS, message="pass", params={"store": phrase("win_store"), "days": days},
                            evidence=s, expected=expected)
         return Verdict(status=Status.FAIL, message="fail_short",
-                       params={"store": "Security event log", "days": days, "want": want},
+                       params={"store": phrase("win_store"), "days": days, "want": want},
                        evidence=s, expected=expected)
     # Retention 0: overwritten when full; how many days that is, only the oldest record tells.
     mb = round((s["MaxSize_bytes"] or 0) / 2**20, 1)
@@ -322,17 +388,17 @@ def lg04_windows(facts: FactSet, policy: Policy) -> Verdict:
     if unknown:
         return _errors(unknown, evidence=s, expected=expected)
     retention = dword(s["Retention"])
-    bad = []
+    bad: list[Phrase] = []
     if retention is None:
         return error(f"Security log Retention is {s['Retention']!r}", "Security ログの Retention 値が不正です",
                      evidence=s, expected=expected)
     if retention == 0:
         mb = round((s["MaxSize_bytes"] or 0) / 2**20, 1)
-        bad.append(f"the oldest events are overwritten when the log is full ({mb} MB): a flood of events erases them")
+        bad.append(phrase("win_overwritten", mb=mb))
     elif retention == KEEP and s["AutoBackupLogFiles"] != 1:
-        bad.append("when the log is full, new events are discarded (no AutoBackupLogFiles)")
+        bad.append(phrase("win_discarded"))
     if s["RestrictGuestAccess"] == 0:
-        bad.append("guests may read the Security log (RestrictGuestAccess=0)")
+        bad.append(phrase("win_guests"))
     if bad:
         return Verdict(status=Status.FAIL, message="win_fail", params={"problems": bad}, evidence=s,
                        expected=expected)
@@ -351,23 +417,24 @@ def ia01_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"enabled accounts": "no PASSWORD_NOT_REQUIRED flag", "Guest": "disabled"}
     if acc.get("accounts_error"):
         e = acc["accounts_error"]
-        return error(f"local accounts: {e['message']}", f"ローカルアカウントを読めません: {e['message']}",
+        return error(phrase("win.accounts_unreadable", error=error_phrase(e)), evidence={"error": e},
                      expected=expected)
     rows = [{k: a.get(k) for k in ("name", "rid", "flags", "disabled", "password_not_required", "error")}
             for a in acc["accounts"]]
     evidence = {"source": acc.get("source"), "accounts": rows, "LimitBlankPasswordUse":
                 value(acc.get("lsa"), "LimitBlankPasswordUse")}
-    bad, unknown = [], []
+    bad: list[Phrase] = []
+    unknown: list[Phrase] = []
     for a in acc["accounts"]:
         if a.get("error"):
-            unknown.append(f"{_account_name(a)}: {a['error']['message']}")
+            unknown.append(phrase("win.who", who=_account_name(a), what=error_phrase(a["error"])))
             continue
         if a["disabled"]:
             continue
         if a["password_not_required"]:
-            bad.append(f"{_account_name(a)}: password not required")
+            bad.append(phrase("win_no_password_required", account=_account_name(a)))
         if a.get("builtin_guest"):
-            bad.append(f"{_account_name(a)}: the Guest account is enabled")
+            bad.append(phrase("win_guest_enabled", account=_account_name(a)))
     if bad:
         return Verdict(status=Status.FAIL, message="fail", params={"accounts": bad}, evidence=evidence,
                        expected=expected)
@@ -382,9 +449,10 @@ def ia01_windows(facts: FactSet, policy: Policy) -> Verdict:
 def _domain(facts: FactSet, expected: Any) -> tuple[dict[str, Any] | None, Verdict | None]:
     acc = facts.need("win_accounts")
     if acc.get("domain") is None:
-        e = acc.get("domain_error") or {"message": "no domain policy"}
-        return None, error(f"local password policy: {e['message']}",
-                           f"ローカルのパスワードポリシーを読めません: {e['message']}", expected=expected)
+        e = acc.get("domain_error")
+        words = error_phrase(e) if e else phrase("win.no_domain_policy")
+        return None, error(phrase("win.password_policy_unreadable", error=words), evidence={"error": e},
+                           expected=expected)
     return {**acc["domain"], "source": acc.get("source")}, None
 
 
@@ -393,14 +461,14 @@ def ia02_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"min_length": f">= {want_len}", "complexity (3 of 4 classes)": want_classes > 0}
     dom, err = _domain(facts, expected)
     if err is not None or dom is None:
-        return err or error("no domain policy")
-    bad = []
+        return err or error(phrase("win.no_domain_policy"))
+    bad: list[Phrase] = []
     if dom["min_password_length"] < want_len:
-        bad.append(f"minimum password length {dom['min_password_length']} < {want_len}")
+        bad.append(phrase("win_min_length", length=dom["min_password_length"], want=want_len))
     if want_classes > 0 and not dom["complexity"]:
-        bad.append("password complexity is off")
+        bad.append(phrase("win_complexity_off"))
     if want_classes > 3:
-        bad.append(f"Windows complexity asks for 3 character classes, the policy wants {want_classes}")
+        bad.append(phrase("win_classes", want=want_classes))
     if bad:
         return Verdict(status=Status.FAIL, message="win_fail", params={"problems": bad}, evidence=dom,
                        expected=expected)
@@ -414,21 +482,21 @@ def ia03_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"lockout_threshold": f"1..{max_tries}", "lockout_duration": f">= {min_unlock} s or until unlocked"}
     dom, err = _domain(facts, expected)
     if err is not None or dom is None:
-        return err or error("no domain policy")
-    bad = []
+        return err or error(phrase("win.no_domain_policy"))
+    bad: list[Phrase] = []
     threshold, duration = dom["lockout_threshold"], dom["lockout_duration_seconds"]
     if threshold == 0:
-        bad.append("accounts are never locked (lockout threshold 0)")
+        bad.append(phrase("win_never_locked"))
     elif threshold > max_tries:
-        bad.append(f"lockout after {threshold} failures > {max_tries}")
+        bad.append(phrase("win_threshold", threshold=threshold, max=max_tries))
     if threshold and duration is not None and duration < min_unlock:
-        bad.append(f"lockout lasts {duration} s < {min_unlock} s")
+        bad.append(phrase("win_short", duration=duration, min=min_unlock))
     if bad:
         return Verdict(status=Status.FAIL, message="win_fail", params={"problems": bad}, evidence=dom,
                        expected=expected)
     return Verdict(status=Status.PASS, message="win_pass",
-                   params={"tries": threshold, "duration": "until an administrator unlocks" if duration is None
-                           else f"{duration} s"}, evidence=dom, expected=expected)
+                   params={"tries": threshold, "duration": phrase("win_until_unlocked") if duration is None
+                           else phrase("win.seconds", seconds=duration)}, evidence=dom, expected=expected)
 
 
 PH_01 = with_windows(physical.PH_01, "win_screenlock", ph01_windows)

@@ -20,8 +20,8 @@ from typing import Any
 
 from agent.config.policy import Policy
 from checks import malware, physical
-from checks.base import FactSet, Status, Verdict, error
-from checks.windows import DISABLED, dword, value, with_windows
+from checks.base import FactSet, Phrase, Status, Verdict, error, phrase
+from checks.windows import DISABLED, dword, english, error_phrase, value, with_windows
 
 DAY = 86400.0
 #: AMRunningMode values (Microsoft Learn, "Microsoft Defender Antivirus compatibility"): only Normal protects.
@@ -49,37 +49,46 @@ def decode_state(state: Any) -> dict[str, Any] | None:
             "up_to_date": not s & 0x10, "windows": (s >> 8) & 0xF == 1, "hex": f"0x{s:06x}"}
 
 
-def _offline_off(d: Mapping[str, Any], *, realtime: bool) -> list[str]:
+def _offline_off(d: Mapping[str, Any], *, realtime: bool) -> list[Phrase]:
     """What in the registry shows Defender switched off (never what shows it on)."""
     off = []
     if dword(value(d.get("service"), "Start")) == DISABLED:
-        off.append("the WinDefend service is disabled (Start=4)")
+        off.append(phrase("win.av.service_disabled"))
     if dword(value(d.get("policy"), "DisableAntiSpyware")) == 1:
-        off.append("Group Policy turns Defender off (DisableAntiSpyware=1)")
+        off.append(phrase("win.av.policy_off"))
     if realtime and dword(value(d.get("rtp_policy"), "DisableRealtimeMonitoring")) == 1:
-        off.append("Group Policy turns real-time protection off (DisableRealtimeMonitoring=1)")
+        off.append(phrase("win.av.policy_realtime_off"))
     return off
+
+
+def why_live(err: Mapping[str, Any] | None) -> Any:
+    """Why the running PC could not be asked, worded per language ("" when nothing was recorded)."""
+    return error_phrase(err) if err else ""
+
+
+def _state(state: str) -> Any:
+    """A Security Center product state in words ("unknown (5)" stays as it is)."""
+    return phrase(f"win.av.state.{state}") if state in ("on", "off", "snoozed", "expired") else state
 
 
 class _Av:
     """What the live facts say about Defender and the other products, each field checked."""
 
     def __init__(self, d: Mapping[str, Any]) -> None:
-        self.unknown: list[str] = []
-        self.notes: list[str] = []
+        self.unknown: list[Phrase] = []
+        self.notes: list[Phrase] = []
         df = d.get("defender")
         self.defender: dict[str, Any] | None = None
         if d.get("defender_error"):
             e = d["defender_error"]
-            self.unknown.append(f"Defender status: {e.get('message')} ({e.get('kind')})")
+            self.unknown.append(phrase("win.av.defender_error", error=error_phrase(e), kind=e.get("kind")))
         elif not isinstance(df, dict):
-            self.unknown.append("Defender status: not a CIM object")
+            self.unknown.append(phrase("win.av.defender_not_cim"))
         elif df.get("available") is False:
-            self.notes.append(f"Defender is not installed (MSFT_MpComputerStatus: CIM status {df.get('cim_status')})")
+            self.notes.append(phrase("win.av.defender_absent", code=df.get("cim_status")))
         elif not isinstance(df.get("AMRunningMode"), str) or _bool(df.get("AntivirusEnabled")) is None \
                 or _bool(df.get("AMServiceEnabled")) is None:
-            self.unknown.append("Defender status: AMRunningMode/AntivirusEnabled/AMServiceEnabled missing or not "
-                                "of their types")
+            self.unknown.append(phrase("win.av.defender_types"))
         else:
             self.defender = dict(df)
         sc = d.get("security_center")
@@ -87,23 +96,24 @@ class _Av:
         self.no_center = False
         if d.get("security_center_error"):
             e = d["security_center_error"]
-            self.unknown.append(f"Security Center: {e.get('message')} ({e.get('kind')})")
+            self.unknown.append(phrase("win.av.center_error", error=error_phrase(e), kind=e.get("kind")))
         elif not isinstance(sc, dict):
-            self.unknown.append("Security Center: not a CIM answer")
+            self.unknown.append(phrase("win.av.center_not_cim"))
         elif sc.get("available") is False and _int(sc.get("cim_status")) in CIM_ABSENT:
             self.no_center = True
-            self.notes.append("Security Center (root/SecurityCenter2) does not exist on this Windows (Windows Server"
-                              " has none): other anti-virus products cannot be listed")
+            self.notes.append(phrase("win.av.no_center"))
         elif sc.get("available") is True and isinstance(sc.get("products"), list):
             self.products = []
             for p in sc["products"]:
                 state = decode_state(p.get("productState")) if isinstance(p, dict) else None
                 if state is None:
-                    self.unknown.append(f"Security Center: unreadable product entry {str(p)[:80]}")
+                    entry = p if isinstance(p, dict) else {}
+                    self.unknown.append(phrase("win.av.bad_product", name=str(entry.get("displayName") or "?")[:80],
+                                               state=repr(entry.get("productState"))[:40]))
                     continue
                 self.products.append({"name": str(p.get("displayName") or "?"), **state})
         else:
-            self.unknown.append(f"Security Center: unexpected answer {str(sc)[:80]}")
+            self.unknown.append(phrase("win.av.center_unexpected", detail=str(sc)[:80]))
 
     @property
     def defender_mode(self) -> str | None:
@@ -117,21 +127,20 @@ class _Av:
     def others_on(self) -> list[dict[str, Any]]:
         return [p for p in self.products or [] if p["state"] == "on" and not p["windows"]]
 
-    def defender_problem(self) -> str:
+    def defender_problem(self) -> Phrase:
         d = self.defender
         if d is None:
-            return "Defender is not installed"
+            return phrase("win.av.not_installed")
         if d["AMRunningMode"] != ACTIVE_MODE:
-            return f"Defender runs in '{d['AMRunningMode']}' mode, which does not protect"
-        return (f"Defender is off (AMServiceEnabled={d['AMServiceEnabled']}, "
-                f"AntivirusEnabled={d['AntivirusEnabled']})")
+            return phrase("win.av.mode", mode=d["AMRunningMode"])
+        return phrase("win.av.off", service=d["AMServiceEnabled"], antivirus=d["AntivirusEnabled"])
 
     def evidence(self, d: Mapping[str, Any]) -> dict[str, Any]:
         keep = ("AMRunningMode", "AMServiceEnabled", "AntivirusEnabled", "RealTimeProtectionEnabled",
                 "IsTamperProtected", "AntivirusSignatureAge", "AntivirusSignatureLastUpdated",
                 "AntivirusSignatureVersion")
         return {"via": d.get("via"), "defender": {k: self.defender.get(k) for k in keep} if self.defender else None,
-                "security_center_products": self.products, "notes": self.notes,
+                "security_center_products": self.products, "notes": [english(n) for n in self.notes],
                 "registry": {"WinDefend Start": value(d.get("service"), "Start"),
                              "DisableAntiSpyware": value(d.get("policy"), "DisableAntiSpyware"),
                              "DisableRealtimeMonitoring": value(d.get("rtp_policy"), "DisableRealtimeMonitoring")}}
@@ -142,9 +151,8 @@ def _offline(d: Mapping[str, Any], *, realtime: bool, evidence: Any, expected: A
     if off:
         return Verdict(status=Status.FAIL, message="win_offline_off", params={"problems": off}, evidence=evidence,
                        expected=expected)
-    why = (d.get("defender_error") or {}).get("message", "")
-    return Verdict(status=Status.ERROR, message="win_needs_live", params={"why": why}, evidence=evidence,
-                   expected=expected)
+    return Verdict(status=Status.ERROR, message="win_needs_live", params={"why": why_live(d.get("defender_error"))},
+                   evidence=evidence, expected=expected)
 
 
 def _unknown(av: _Av, evidence: Any, expected: Any) -> Verdict:
@@ -167,7 +175,8 @@ def av01_windows(facts: FactSet, policy: Policy) -> Verdict:
                        expected=expected)
     if av.unknown or av.no_center:
         return _unknown(av, evidence, expected)
-    others = [f"{p['name']} ({p['state']})" for p in av.products or [] if not p["windows"]]
+    others = [phrase("win.av.product_state", name=p["name"], state=_state(p["state"]))
+              for p in av.products or [] if not p["windows"]]
     return Verdict(status=Status.FAIL, message="win_fail", params={"defender": av.defender_problem(),
                                                                    "others": others}, evidence=evidence,
                    expected=expected)
@@ -188,11 +197,10 @@ def av02_windows(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.PASS, message="win_pass", params={"products": names}, evidence=evidence,
                        expected=expected)
     if av.defender_active and rtp is None:
-        av.unknown.append("Defender: RealTimeProtectionEnabled is not recorded")
+        av.unknown.append(phrase("win.av.realtime_unrecorded"))
     if av.unknown or av.no_center:
         return _unknown(av, evidence, expected)
-    problem = ("Defender's real-time protection is off (RealTimeProtectionEnabled=False)" if av.defender_active
-               else av.defender_problem())
+    problem = phrase("win.av.realtime_off") if av.defender_active else av.defender_problem()
     return Verdict(status=Status.FAIL, message="win_fail", params={"problems": [problem]}, evidence=evidence,
                    expected=expected)
 
@@ -217,23 +225,25 @@ def av03_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"signature_age_days": f"<= {max_days}", "other products": "Security Center: up to date"}
     if not d.get("live"):
         return Verdict(status=Status.ERROR, message="win_needs_live",
-                       params={"why": (d.get("defender_error") or {}).get("message", "")}, expected=expected)
+                       params={"why": why_live(d.get("defender_error"))}, expected=expected)
     av = _Av(d)
     evidence = av.evidence(d)
-    judged, stale = [], []
+    judged: list[Phrase] = []
+    stale: list[Phrase] = []
     if av.defender_active and av.defender is not None:
         age = _age_days(av.defender, d.get("collected_at"))
         evidence["defender_signature_age_days"] = None if age is None else round(age, 1)
         if age is None:
-            av.unknown.append("Defender: no signature date or age")
+            av.unknown.append(phrase("win.av.no_signature_date"))
         else:
-            judged.append(f"Microsoft Defender ({age:.1f} days)")
+            judged.append(phrase("win.av.defender_age", days=f"{age:.1f}"))
             if age > max_days:
-                stale.append(f"Microsoft Defender: signatures {age:.1f} days old > {max_days}")
+                stale.append(phrase("win.av.defender_stale", days=f"{age:.1f}", max=max_days))
     for p in av.others_on():
-        judged.append(f"{p['name']} (Security Center: {'up to date' if p['up_to_date'] else 'out of date'})")
+        judged.append(phrase("win.av.center_current" if p["up_to_date"] else "win.av.center_outdated",
+                             name=p["name"]))
         if not p["up_to_date"]:
-            stale.append(f"{p['name']}: Security Center reports its signatures out of date")
+            stale.append(phrase("win.av.center_stale", name=p["name"]))
     if stale:
         return Verdict(status=Status.FAIL, message="win_fail", params={"problems": stale}, evidence=evidence,
                        expected=expected)
@@ -258,12 +268,12 @@ def ph02_windows(facts: FactSet, policy: Policy) -> Verdict:
     letters = sorted({m.group(1).upper() + ":" for p in paths if (m := _DRIVE.match(p))})
     expected = {"volumes": letters or "every fixed volume", "GetProtectionStatus()": "1 (protection on)"}
     if not b.get("live"):
-        return Verdict(status=Status.ERROR, message="win_needs_live",
-                       params={"why": (b.get("error") or {}).get("message", "")}, expected=expected)
+        return Verdict(status=Status.ERROR, message="win_needs_live", params={"why": why_live(b.get("error"))},
+                       expected=expected)
     if b.get("error"):
         e = b["error"]
-        return error(f"BitLocker status: {e.get('message')} ({e.get('kind')})",
-                     f"BitLocker の状態を読めません: {e.get('message')}（{e.get('kind')}）", expected=expected)
+        return error(phrase("win_status_error", error=error_phrase(e), kind=e.get("kind")), evidence={"error": e},
+                     expected=expected)
     v = b.get("value")
     if isinstance(v, dict) and v.get("available") is False:
         code = _int(v.get("cim_status"))
@@ -273,10 +283,11 @@ def ph02_windows(facts: FactSet, policy: Policy) -> Verdict:
     if not (isinstance(v, dict) and isinstance(v.get("volumes"), list)):
         return error(f"BitLocker status: unexpected answer {str(v)[:80]}", "BitLocker の状態の形式が不正です",
                      expected=expected)
-    rows, on, off, unknown = [], [], [], []
+    rows, on, off = [], [], []
+    unknown: list[Phrase] = []
     for vol in v["volumes"]:
         if not isinstance(vol, dict):
-            unknown.append(f"unreadable volume entry {str(vol)[:60]}")
+            unknown.append(phrase("win_bad_volume", entry=str(vol)[:60]))
             continue
         raw_letter = vol.get("DriveLetter")
         letter = raw_letter if isinstance(raw_letter, str) else None
@@ -293,21 +304,22 @@ def ph02_windows(facts: FactSet, policy: Policy) -> Verdict:
                      "cached_ProtectionStatus": vol.get("cached_ProtectionStatus")})
         if rc != 0 or status not in (0, 1):
             said = PROTECTION.get(status, status) if status is not None else "none"
-            unknown.append(f"{name}: GetProtectionStatus() = {said} (return {rc})")
+            unknown.append(phrase("win_protection_unknown", volume=name, status=phrase(f"win_protection_{said}")
+                                  if said in ("off", "on", "none") else phrase("win_protection_locked")
+                                  if status == 2 else said, rc=rc))
         elif status == 1:
             on.append(name)
         else:
             off.append(name)
     missing = [x for x in letters if x not in {str(r["volume"]).upper() for r in rows}]
-    unknown += [f"{x}: no BitLocker-capable volume with this drive letter" for x in missing]
+    unknown += [phrase("win_no_volume", volume=x) for x in missing]
     evidence = {"via": b.get("via"), "volumes": rows, "data_paths": paths}
     if off:
         return Verdict(status=Status.FAIL, message="win_fail", params={"volumes": off}, evidence=evidence,
                        expected=expected)
     if unknown or not on:
-        why = "; ".join(unknown)
-        return error(why or "no fixed volume reported", "BitLocker の状態を判定できません: "
-                     + (why or "固定ボリュームが報告されていません"), evidence=evidence, expected=expected)
+        return error(phrase("win_undetermined", reasons=unknown) if unknown else phrase("win_no_fixed_volume"),
+                     evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="win_pass", params={"volumes": on}, evidence=evidence,
                    expected=expected)
 
@@ -331,12 +343,12 @@ def av04_windows(facts: FactSet, policy: Policy) -> Verdict:
     limit = window + RELEASE_CYCLE_DAYS
     expected = {"newest installed update": f"<= {limit} days old (monthly release + max_pending_days {window})"}
     if not h.get("live"):
-        return Verdict(status=Status.ERROR, message="win_needs_live",
-                       params={"why": (h.get("error") or {}).get("message", "")}, expected=expected)
+        return Verdict(status=Status.ERROR, message="win_needs_live", params={"why": why_live(h.get("error"))},
+                       expected=expected)
     if h.get("error"):
         e = h["error"]
-        return error(f"installed updates: {e.get('message')} ({e.get('kind')})",
-                     f"適用済みの更新を読めません: {e.get('message')}（{e.get('kind')}）", expected=expected)
+        return error(phrase("win_status_error", error=error_phrase(e), kind=e.get("kind")), evidence={"error": e},
+                     expected=expected)
     v = h.get("value")
     rows = v.get("hotfixes") if isinstance(v, dict) else None
     now = h.get("collected_at")

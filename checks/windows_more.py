@@ -14,8 +14,8 @@ from typing import Any
 
 from agent.config.policy import Policy
 from checks import accounts_admin, logging_more, monitoring, wireless
-from checks.base import FactSet, Phrase, Status, Verdict, error, explain, phrase
-from checks.windows import with_windows
+from checks.base import FactSet, Phrase, Status, Verdict, error, phrase
+from checks.windows import error_phrase, with_windows
 
 DAY = 86400
 
@@ -31,7 +31,8 @@ REQUIRED_AUDIT = {
 
 
 def _problem_text(e: Mapping[str, Any] | None) -> Any:
-    return explain(str((e or {}).get("message", "unreadable")))
+    """A collector's error ({kind, message}): English as recorded, Japanese by what it means."""
+    return error_phrase(e or {"kind": "error", "message": "unreadable"})
 
 
 def _audited(setting: Mapping[str, Any]) -> str:
@@ -45,7 +46,8 @@ def lg03_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected["data folders"] = "an auditing entry (SACL) for reads and writes"
     pol = ap.get("policy")
     if ap.get("error") or not isinstance(pol, Mapping):
-        return error(phrase("win_unreadable", error=_problem_text(ap.get("error"))), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(ap.get("error"))),
+                     evidence={"error": ap.get("error")}, expected=expected)
     settings = pol.get("settings") or {}
     evidence: dict[str, Any] = {"source": ap.get("source"), "key": ap.get("key"), "layout": pol.get("layout"),
                                 "required": {}, "audited": sorted(
@@ -89,9 +91,11 @@ def pm02_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"administrators": approved or "(approved_admins not set)",
                 "group": "Administrators (S-1-5-32-544), enabled members"}
     if adm.get("error") or adm.get("members") is None:
-        return error(phrase("win_unreadable", error=_problem_text(adm.get("error"))), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(adm.get("error"))),
+                     evidence={"error": adm.get("error")}, expected=expected)
     if acc.get("accounts_error"):
-        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])),
+                     evidence={"error": acc["accounts_error"]}, expected=expected)
     by_rid = _accounts_by_rid(acc)
     admins: dict[str, set[str]] = {}  # shown label -> the identifiers approved_admins may name (name, SID)
     skipped: dict[str, str] = {}
@@ -162,7 +166,8 @@ def pm04_windows(facts: FactSet, policy: Policy) -> Verdict:
     expected = {"last_login_within_days": days, "or": "account disabled or expired"}
     now = acc.get("collected_at")
     if acc.get("accounts_error"):
-        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])), expected=expected)
+        return error(phrase("win_unreadable", error=_problem_text(acc["accounts_error"])),
+                     evidence={"error": acc["accounts_error"]}, expected=expected)
     if not isinstance(now, int) or isinstance(now, bool):
         return error(phrase("win_no_time"), expected=expected)
     report: dict[str, str] = {}
@@ -235,14 +240,29 @@ def _wlan_record(p: Mapping[str, Any]) -> dict[str, Any]:
             "security": label if known else "unknown", "pairwise": [cipher] if cipher else []}
 
 
+#: What ``checks.wireless.assess`` says of a network (English), as a phrase of TX-01's metadata.
+WIFI_WORDS = {"open (no encryption)": "win_weak_open", "WEP": "win_weak_wep", "WPA1 allowed": "win_weak_wpa1",
+              "TKIP allowed": "win_weak_tkip", "WEP cipher": "win_weak_wep_cipher",
+              "no protected management frames (PMF)": "win_weak_no_pmf",
+              "its security could not be read": "win_why_security",
+              "its ciphers are not reported by this source": "win_why_ciphers",
+              "PMF is required by the policy but this source does not report it": "win_why_pmf"}
+
+
+def _wifi_words(reason: str) -> Any:
+    """A weakness or an unknown, worded per language (a wording not in the table is shown as it is)."""
+    key = WIFI_WORDS.get(reason)
+    return phrase(key) if key else reason
+
+
 def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
     wp = facts.need("win_wifi_profiles")
     expected = {"saved profiles": "WPA2 (AES), WPA3, OWE or Enterprise; no open, WEP, WPA1 or TKIP"}
     ssids = [s.encode("utf-8") for s in (policy.get("wifi.ssids", []) or [])]
     profiles = list(wp.get("profiles") or [])
     judged = [p for p in profiles if not ssids or wireless.ssid_bytes(_wlan_record(p)) in ssids]
-    weak: list[str] = []
-    unknown: list[str] = []
+    weak: list[Phrase] = []
+    unknown: list[Phrase] = []
     good: list[str] = []
     for p in judged:
         rec = _wlan_record(p)
@@ -250,12 +270,14 @@ def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
         where = f"{wireless.show_ssid(rec)} ({p.get('authentication')}/{p.get('encryption')}, " \
                 f"{p.get('connection_mode') or '?'})"
         if reasons:
-            weak.append(f"{where}: {', '.join(reasons)}")
+            weak.append(phrase("win_link", where=where, what=[_wifi_words(r) for r in reasons]))
         elif why:
-            unknown.append(f"{where}: {why}")
+            unknown.append(phrase("win_link", where=where, what=_wifi_words(why)))
         else:
             good.append(where)
     problems = [f"{x.get('path')}: {x.get('error')}" for x in wp.get("problems") or []]
+    problem_words = [error_phrase({"kind": "file", "message": str(x.get("error"))}, x.get("path") or None)
+                     for x in wp.get("problems") or []]
     evidence = {"folder": wp.get("folder"), "organisation_ssids": policy.get("wifi.ssids", []),
                 "profiles": [{k: v for k, v in p.items() if k != "path"} | {"judged": p in judged} for p in profiles],
                 "problems": problems}
@@ -263,7 +285,8 @@ def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.FAIL, message="fail", params={"links": weak}, evidence=evidence,
                        expected=expected)
     if problems or unknown:
-        return error(phrase("win_unreadable", problems=problems + unknown), evidence=evidence, expected=expected)
+        return error(phrase("win_unreadable", problems=problem_words + unknown), evidence=evidence,
+                     expected=expected)
     if not judged:
         return Verdict(status=Status.NOT_APPLICABLE, message="win_no_profiles",
                        params={"ssids": policy.get("wifi.ssids", []) or []}, evidence=evidence, expected=expected)
@@ -277,7 +300,8 @@ def mn03_windows(facts: FactSet, policy: Policy) -> Verdict:
     """The Linux MN-03 judge on the scheduled tasks' facts (same shape), with the Windows wording."""
     ws = facts.need("win_schedule")
     if (ws.get("problems") and not any(j.get("enabled") for j in ws.get("jobs", []))) or ws.get("reports") is None:
-        return error(phrase("win_unreadable", problems=list(ws.get("problems") or [])),
+        return error(phrase("win_unreadable", problems=[error_phrase({"kind": "file", "message": str(x)})
+                                                        for x in ws.get("problems") or []]),
                      evidence={"jobs": ws.get("jobs"), "report_dir": ws.get("report_dir")})
     verdict = monitoring.MN_03.judge(FactSet({"schedule_state": ws}, {}), policy)
     if verdict.message in ("fail_no_schedule", "pass", "fail_stale", "fail_no_report"):
