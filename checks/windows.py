@@ -355,8 +355,8 @@ def ia01_windows(facts: FactSet, policy: Policy) -> Verdict:
                      expected=expected)
     rows = [{k: a.get(k) for k in ("name", "rid", "flags", "disabled", "password_not_required", "error")}
             for a in acc["accounts"]]
-    evidence = {"source": acc.get("source"), "accounts": rows, "LimitBlankPasswordUse":
-                value(acc.get("lsa"), "LimitBlankPasswordUse")}
+    evidence = {"source": acc.get("source"), "accounts_source": acc.get("accounts_source", "SAM"), "accounts": rows,
+                "LimitBlankPasswordUse": value(acc.get("lsa"), "LimitBlankPasswordUse")}
     bad, unknown = [], []
     for a in acc["accounts"]:
         if a.get("error"):
@@ -385,7 +385,7 @@ def _domain(facts: FactSet, expected: Any) -> tuple[dict[str, Any] | None, Verdi
         e = acc.get("domain_error") or {"message": "no domain policy"}
         return None, error(f"local password policy: {e['message']}",
                            f"ローカルのパスワードポリシーを読めません: {e['message']}", expected=expected)
-    return {**acc["domain"], "source": acc.get("source")}, None
+    return {**acc["domain"], "source": acc.get("source"), "domain_source": acc.get("domain_source", "SAM")}, None
 
 
 def ia02_windows(facts: FactSet, policy: Policy) -> Verdict:
