@@ -421,8 +421,8 @@ def ia01_windows(facts: FactSet, policy: Policy) -> Verdict:
                      expected=expected)
     rows = [{k: a.get(k) for k in ("name", "rid", "flags", "disabled", "password_not_required", "error")}
             for a in acc["accounts"]]
-    evidence = {"source": acc.get("source"), "accounts": rows, "LimitBlankPasswordUse":
-                value(acc.get("lsa"), "LimitBlankPasswordUse")}
+    evidence = {"source": acc.get("source"), "accounts_source": acc.get("accounts_source", "SAM"), "accounts": rows,
+                "LimitBlankPasswordUse": value(acc.get("lsa"), "LimitBlankPasswordUse")}
     bad: list[Phrase] = []
     unknown: list[Phrase] = []
     for a in acc["accounts"]:
@@ -453,7 +453,7 @@ def _domain(facts: FactSet, expected: Any) -> tuple[dict[str, Any] | None, Verdi
         words = error_phrase(e) if e else phrase("win.no_domain_policy")
         return None, error(phrase("win.password_policy_unreadable", error=words), evidence={"error": e},
                            expected=expected)
-    return {**acc["domain"], "source": acc.get("source")}, None
+    return {**acc["domain"], "source": acc.get("source"), "domain_source": acc.get("domain_source", "SAM")}, None
 
 
 def ia02_windows(facts: FactSet, policy: Policy) -> Verdict:

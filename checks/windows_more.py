@@ -52,7 +52,8 @@ def lg03_windows(facts: FactSet, policy: Policy) -> Verdict:
     evidence: dict[str, Any] = {"source": ap.get("source"), "key": ap.get("key"), "layout": pol.get("layout"),
                                 "required": {}, "audited": sorted(
                                     f"{s.get('category')}/{s.get('name')}: {_audited(s)}"
-                                    for s in settings.values() if s.get("value"))}
+                                    for s in settings.values() if s.get("value")),
+                                "policy_source": pol.get("source")}
     missing: list[Phrase] = []
     for guid, (name, need_s, need_f) in REQUIRED_AUDIT.items():
         s = settings.get(guid)
@@ -121,7 +122,8 @@ def pm02_windows(facts: FactSet, policy: Policy) -> Verdict:
         else:
             admins[label] = {label.casefold(), sid.casefold()}
     evidence = {"administrators": sorted(admins), "not_counted": skipped, "approved": approved,
-                "domain_sid": adm.get("domain_sid"), "members": adm["members"], "source": adm.get("source")}
+                "domain_sid": adm.get("domain_sid"), "members": adm["members"], "source": adm.get("source"),
+                "members_source": adm.get("members_source", "SAM")}
     everyone = [m["sid"] for m in adm["members"] if m["sid"] in EVERYONE]
     if everyone:
         return Verdict(status=Status.FAIL, message="win_fail_everyone", params={"members": everyone},
@@ -184,6 +186,9 @@ def pm04_windows(facts: FactSet, policy: Policy) -> Verdict:
         if name.casefold() in exempt:
             report[name] = "exempt (policy dormant_exempt)"
             continue
+        if a.get("last_logon_error"):  # live: ADSI could not tell this enabled account's last logon
+            unknown.append(name)
+            continue
         expires = _epoch(a.get("account_expires"))
         if expires is not None and expires <= now:
             report[name] = f"disabled (expired {_date(expires)})"
@@ -205,7 +210,8 @@ def pm04_windows(facts: FactSet, policy: Policy) -> Verdict:
             report[name] = "never logged on; no password date"
             dormant.append(phrase("dormant_never", name=name))
     evidence = {"accounts": report, "collected_at": _date(now), "exempt": sorted(policy["accounts"]["dormant_exempt"]),
-                "undetermined": unknown, "source": acc.get("source")}
+                "undetermined": unknown, "source": acc.get("source"),
+                "last_logon_source": acc.get("last_logon_source", "SAM")}
     if dormant:
         return Verdict(status=Status.FAIL, message="fail", params={"accounts": dormant, "days": days},
                        evidence=evidence, expected=expected)

@@ -20,7 +20,9 @@ Fixture (JSON): ``parts.<name>`` is one of ``{"ok": value}``, ``{"error": messag
 ``{"raw": payload}`` (a frame whose payload is sent as given: garbage), ``{"hang": seconds}`` (the part
 never answers: the process sleeps). ``crash_after`` (number of frames, then exit 1 without the end marker),
 ``chatter`` (text printed before the frames, as a console might). Strings ``"@days_ago:N"`` become the ISO
-date N days before now (dates relative to the test run). Every invocation is logged to ``MAMORU_PS_LOG``.
+date N days before now (dates relative to the test run); ``"@base64:utf-16-le-bom:TEXT"`` and
+``"@base64:utf-8:TEXT"`` the base64 of TEXT as a file in that encoding (what the secedit/auditpol parts
+send). Every invocation is logged to ``MAMORU_PS_LOG``.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def shell(argv: list[str]) -> int:
 
 
 def _render(v: Any) -> Any:
+    if isinstance(v, str) and (m := re.fullmatch(r"@base64:(utf-16-le-bom|utf-8):(.*)", v, re.S)):  # a file's bytes
+        raw = (b"\xff\xfe" + m.group(2).encode("utf-16-le")) if m.group(1) == "utf-16-le-bom" else m.group(2).encode()
+        return base64.b64encode(raw).decode("ascii")
     if isinstance(v, str) and (m := re.fullmatch(r"@days_ago:(\d+(?:\.\d+)?)", v)):
         when = dt.datetime.now(dt.UTC) - dt.timedelta(days=float(m.group(1)))
         return when.strftime("%Y-%m-%dT%H:%M:%S.0000000Z")

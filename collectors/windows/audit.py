@@ -18,6 +18,8 @@ from agent.targets.base import Target
 from agent.targets.registry import RegistryReader, RegQuery
 from collectors import data
 from collectors.windows.base import Answers, WindowsCollector
+from collectors.windows.live import live_part
+from collectors.windows.live_sam import closed_live, part_file, registry_refusal
 from collectors.windows.text import decode_text
 
 POLADTEV = RegQuery(r"HKLM\SECURITY\Policy\PolAdtEv", ("(default)",))
@@ -154,6 +156,8 @@ def parse_auditpol_csv(raw: bytes | str) -> AuditPolicy:
             if word not in _INCLUSION:
                 raise ValueError(f"auditpol CSV line {n}: inclusion setting {row[incl_col][:40]!r} is not understood")
             value = _INCLUSION[word]
+        if guid in settings:  # e.g. a per-user row beside the system one: which one is in force is unclear
+            raise ValueError(f"auditpol CSV line {n}: subcategory {guid} is listed twice")
         settings[guid] = _setting(guid, value)
     if not settings:
         raise ValueError("auditpol CSV holds no subcategory settings")
@@ -165,10 +169,25 @@ class AuditPolicyCollector(WindowsCollector):
 
     id = "win_audit_policy"
     registry_reads = (POLADTEV,)
+    powershell_parts = ("auditpol",)
 
     def build(self, target: Target, reader: RegistryReader, answers: Answers) -> dict[str, Any]:
         a = answers.one(POLADTEV)
-        out: dict[str, Any] = {"key": a.key, "status": a.status, "policy": None, "error": None}
+        out: dict[str, Any] = {"key": a.key, "status": a.status, "policy": None, "error": None,
+                               "policy_source": "PolAdtEv", "security_refused": None}
+        if closed_live(reader, a):
+            # Live, SECURITY is SYSTEM's only: ``auditpol /backup`` says the same, read by GUID and number.
+            out.update(policy_source="auditpol", security_refused=registry_refusal(a))
+            value, err, via = live_part(target, "auditpol")
+            out["via"] = via
+            if err is not None:
+                out["error"] = {"kind": err["kind"], "message": f"auditpol: {err['message']}"}
+                return out
+            try:
+                out["policy"] = dict(parse_auditpol_csv(part_file(value, "auditpol")))
+            except ValueError as e:
+                out["error"] = {"kind": "garbage", "message": f"auditpol /backup: {e}"}
+            return out
         if a.status == "error" and a.error is not None:
             out["error"] = {"kind": a.error.kind, "message": str(a.error)}
             return out

@@ -5,16 +5,23 @@ domain's SID (the last 24 bytes of ``SAM\\Domains\\Account\\V``, which holds no 
 ``V``) tells which members are this PC's own accounts, named from ``Users\\Names`` (RID in the type field).
 Other members (domain users and groups, well-known SIDs) are kept as SIDs. Layouts as documented by RegRipper's
 ``samparse`` and Impacket; anything that does not fit raises ValueError.
+
+Live, the SAM is closed even to administrators: when the live registry refuses it, the members come from
+ADSI ``WinNT://`` (the ``admins`` part, group found by its SID), and which of them are this PC's accounts from
+the account domain SID the ``localusers`` part shows (``members_source: "adsi"``).
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any, TypedDict
 
 from agent.targets.base import Target
 from agent.targets.registry import RegAnswer, RegistryReader, RegQuery
 from collectors.windows.base import Answers, WindowsCollector
+from collectors.windows.live import live_part
+from collectors.windows.live_sam import account_domain, adsi_members, cim_accounts, closed_live, registry_refusal
 
 ADMINISTRATORS_RID = 0x220
 ALIAS_C = RegQuery(rf"HKLM\SAM\SAM\Domains\Builtin\Aliases\{ADMINISTRATORS_RID:08X}", ("C",))
@@ -92,10 +99,16 @@ class LocalAdminsCollector(WindowsCollector):
 
     id = "win_admins"
     registry_reads = (ALIAS_C, ACCOUNT_V, NAMES)
+    powershell_parts = ("admins", "localusers")
 
     def build(self, target: Target, reader: RegistryReader, answers: Answers) -> dict[str, Any]:
-        out: dict[str, Any] = {"members": None, "domain_sid": None, "error": None}
+        out: dict[str, Any] = {"members": None, "domain_sid": None, "error": None, "members_source": "SAM",
+                               "sam_refused": None}
         alias, account, names = answers.one(ALIAS_C), answers.one(ACCOUNT_V), answers.one(NAMES)
+        refused = next((a for a in (alias, account, names) if closed_live(reader, a)), None)
+        if refused is not None:
+            out.update(sam_refused=registry_refusal(refused), members_source="adsi")
+            return self.live(target, out)
         problem = _error(alias, "the Administrators group") or _error(account, "the account domain") \
             or _error(names, "account names")
         if problem:
@@ -125,6 +138,27 @@ class LocalAdminsCollector(WindowsCollector):
                 members.append(Member(sid=sid, rid=int(tail), name=by_rid.get(int(tail))))
             else:
                 members.append(Member(sid=sid, rid=None, name=WELL_KNOWN.get(sid)))
+        out.update(members=members, domain_sid=dom)
+        return out
+
+    @staticmethod
+    def live(target: Target, out: dict[str, Any]) -> dict[str, Any]:
+        """The members from the ``admins`` part; local ones told by the domain SID of ``localusers``."""
+        group, g_err, via = live_part(target, "admins")
+        users, u_err, _ = live_part(target, "localusers")
+        out["via"] = via
+        for part, err in (("admins", g_err), ("localusers", u_err)):
+            if err is not None:
+                out["error"] = {"kind": err["kind"], "message": f"{part}: {err['message']}"}
+                return out
+        try:
+            accounts = cim_accounts(users, int(time.time()))
+            dom = account_domain(accounts)
+            names = {int(a["rid"]): str(a["name"]) for a in accounts if a.get("rid") is not None}
+            members = adsi_members(group, dom, names)
+        except ValueError as e:
+            out["error"] = {"kind": "garbage", "message": str(e)}
+            return out
         out.update(members=members, domain_sid=dom)
         return out
 

@@ -8,6 +8,7 @@ judges need that is missing or not a number raises ValueError: never a default t
 
 from __future__ import annotations
 
+import codecs
 from typing import TypedDict
 
 from collectors.windows.sam import DomainF
@@ -86,3 +87,16 @@ def secedit_domain(export: SeceditExport) -> DomainF:
                    lockout_threshold=threshold, lockout_duration_seconds=_minutes(duration),
                    lockout_window_seconds=_minutes(window),
                    max_password_age_days=None if max_age is None or max_age <= 0 else max_age)
+
+
+def secedit_file(raw: bytes) -> DomainF:
+    """A file ``secedit /export`` wrote, as the live collector receives it: UTF-16 LE with its byte order mark.
+
+    Anything else (UTF-8, a file cut mid-character) is not what secedit writes: an error, never parsed
+    leniently, so a half-read or substituted file cannot turn into a policy that passes.
+    """
+    if not raw.startswith(codecs.BOM_UTF16_LE):
+        raise ValueError("not a secedit export: secedit writes UTF-16 LE with a byte order mark")
+    if len(raw) % 2:
+        raise ValueError(f"the export is cut short ({len(raw)} bytes: half a UTF-16 character at the end)")
+    return secedit_domain(parse_secedit(raw))
