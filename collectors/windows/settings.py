@@ -101,6 +101,7 @@ class EventLogCollector(WindowsCollector):
     """
 
     id = "win_eventlog"
+    version = "2"  # 2: the oldest record ("oldest"), live
     registry_reads = (SECURITY_LOG, SECURITY_LOG_POLICY)
     powershell_parts = ("eventlog",)
 

@@ -72,6 +72,7 @@ def image_path(target: Target, windows_path: str) -> str | None:
 
 class WindowsScheduleCollector(Collector):
     id = "win_schedule"
+    version = "2"  # 2: read live too (through the target's path mapping)
     platforms: ClassVar[frozenset[str]] = frozenset({"windows"})
     inputs = ("schedule.report_dir",)
 

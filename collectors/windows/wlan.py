@@ -168,6 +168,7 @@ class WlanProfilesCollector(Collector):
     the others, so a judge never passes over it. Live, also the network each Wi-Fi adapter is on now."""
 
     id = "win_wifi_profiles"
+    version = "2"  # 2: read live too; the current association ("current")
     platforms: ClassVar[frozenset[str]] = frozenset({"windows"})
     timeout: ClassVar[float] = 90.0  # live: waits for the scan's one PowerShell batch
 
