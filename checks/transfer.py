@@ -87,14 +87,19 @@ def TX_02(facts: FactSet, policy: Policy) -> Verdict:
     ignored: list[str] = []
     problems: list[Phrase] = []
     problems_en: list[str] = []  # the same, as evidence
+    no_system: list[str] = []  # sources with nothing to look at: an offline Windows image has no sockets
     checked = 0
     for source in sources:
         try:
-            endpoints = facts.need(source)["endpoints"]
+            data = facts.need(source)
+            endpoints = data["endpoints"]
         except FactsUnavailable as e:
             reason = e.reason if isinstance(e.reason, Text) else explain(e.reason)
             problems.append(phrase("source_problem", source=source, reason=reason))
             problems_en.append(f"{source}: {reason.en}")
+            continue
+        if data.get("no_running_system"):
+            no_system.append(f"{source}: {data['no_running_system']}")
             continue
         for ep in endpoints:
             checked += 1
@@ -110,12 +115,15 @@ def TX_02(facts: FactSet, policy: Policy) -> Verdict:
                 found_said.append(phrase("endpoint", socket=socket, process=ep.get("process") or
                                          phrase("process_unknown")))
     evidence = {"sources": sources, "endpoints_checked": checked, "plaintext": found,
-                "loopback_only_ignored": ignored, "problems": problems_en}
+                "loopback_only_ignored": ignored, "problems": problems_en, "not_looked_at": no_system}
     if found:
         return Verdict(status=Status.FAIL, message="fail", params={"services": found_said}, evidence=evidence,
                        expected=expected)
     if problems:
         return error(phrase("sources_unreadable", problems=problems), evidence=evidence, expected=expected)
+    if no_system and len(no_system) == len(sources):
+        return Verdict(status=Status.NOT_APPLICABLE, message="no_running_system", evidence=evidence,
+                       expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"count": checked}, evidence=evidence,
                    expected=expected)
 

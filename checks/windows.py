@@ -12,6 +12,7 @@ default inbound action), and the evidence says so.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -345,31 +346,78 @@ def security_log(ev: Mapping[str, Any]) -> tuple[dict[str, Any], list[Phrase]]:
             "source": ev.get("source")}, unknown
 
 
+def oldest_record(ev: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(the Security log's oldest record as {time, record_id, age_days}, None) or (None, why it is unknown).
+
+    The age is counted from the collection time the facts carry, so a bundle judged later says the same."""
+    o = ev.get("oldest")
+    if not isinstance(o, Mapping):
+        return None, "the oldest record was not collected"
+    err = o.get("error")
+    if err is not None:
+        return None, str(err.get("message", "unreadable")) if isinstance(err, Mapping) else str(err)
+    v, now = o.get("value"), o.get("collected_at")
+    when = v.get("TimeCreated") if isinstance(v, Mapping) else None
+    rid = v.get("RecordId") if isinstance(v, Mapping) else None
+    if not isinstance(when, str) or dword(rid) is None or not isinstance(now, int | float) or isinstance(now, bool):
+        return None, "the eventlog part answered no TimeCreated (text) and RecordId (number)"
+    try:
+        t = dt.datetime.fromisoformat(when)
+    except ValueError:
+        return None, f"TimeCreated {when[:40]!r} is not an ISO 8601 time"
+    if t.tzinfo is None:
+        return None, f"TimeCreated {when[:40]!r} has no time zone"
+    age = (now - t.timestamp()) / 86400
+    if age < -1:
+        return None, f"the oldest record ({when[:40]}) is dated after the scan"
+    return {"time": when, "record_id": rid, "age_days": round(max(age, 0.0), 1)}, None
+
+
 def lg02_windows(facts: FactSet, policy: Policy) -> Verdict:
     ev = facts.need("win_eventlog")
     want = policy["logging"]["retention_days"]
     expected = {"retention_days": f">= {want}", "Security log": "never overwritten (Retention=-1, archived "
                 "when full) or its oldest record older than the retention period"}
     s, unknown = security_log(ev)
+    oldest, why = oldest_record(ev)
+    live = isinstance(ev.get("oldest"), Mapping) and bool(ev["oldest"].get("live"))
+    s["oldest_record"] = oldest if oldest is not None else {"read": False, "why": why, "live": live}
     if unknown:
         return _errors(unknown, evidence=s, expected=expected)
     retention = dword(s["Retention"])
     if retention is None:
         return error(f"Security log Retention is {s['Retention']!r}", "Security ログの Retention 値が不正です",
                      evidence=s, expected=expected)
+    mb = round((s["MaxSize_bytes"] or 0) / 2**20, 1)
+    if retention not in (0, KEEP) and retention // 86400 < want:  # configured too short: the records cannot last
+        return Verdict(status=Status.FAIL, message="fail_short",
+                       params={"store": phrase("win_store"), "days": retention // 86400, "want": want},
+                       evidence=s, expected=expected)
+    if live:  # configured AND actual: what the log holds now must cover the period too
+        if oldest is None:
+            return error(phrase("win_oldest_unreadable", reason=explain(why or "unreadable")), evidence=s,
+                         expected=expected)
+        if oldest["age_days"] >= want:
+            return Verdict(status=Status.PASS, message="win_pass_oldest",
+                           params={"days": oldest["age_days"], "want": want, "time": oldest["time"]},
+                           evidence=s, expected=expected)
+        if retention == 0:
+            return Verdict(status=Status.FAIL, message="win_fail_oldest",
+                           params={"days": oldest["age_days"], "want": want, "mb": mb, "time": oldest["time"]},
+                           evidence=s, expected=expected)
+        # Set to keep its records, yet younger than the period: a new PC, or a log that was cleared.
+        return Verdict(status=Status.MANUAL, message="win_manual_young",
+                       params={"days": oldest["age_days"], "want": want, "time": oldest["time"]},
+                       evidence=s, expected=expected)
+    # Offline: the settings only (the oldest record is not read from an image).
     if retention == KEEP:
         msg = "win_pass_archive" if s["AutoBackupLogFiles"] == 1 else "win_pass_keep"
         return Verdict(status=Status.PASS, message=msg, evidence=s, expected=expected)
     if retention > 0:
-        days = retention // 86400
-        if days >= want:
-            return Verdict(status=Status.PASS, message="pass", params={"store": phrase("win_store"), "days": days},
-                           evidence=s, expected=expected)
-        return Verdict(status=Status.FAIL, message="fail_short",
-                       params={"store": phrase("win_store"), "days": days, "want": want},
+        return Verdict(status=Status.PASS, message="pass",
+                       params={"store": phrase("win_store"), "days": retention // 86400},
                        evidence=s, expected=expected)
     # Retention 0: overwritten when full; how many days that is, only the oldest record tells.
-    mb = round((s["MaxSize_bytes"] or 0) / 2**20, 1)
     files = s["files"]
     if files is None:
         return error("the oldest record of the live Security log was not read",

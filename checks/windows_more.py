@@ -261,39 +261,92 @@ def _wifi_words(reason: str) -> Any:
     return phrase(key) if key else reason
 
 
+def _guid(name: Any) -> str:
+    return str(name or "").strip("{}").casefold()
+
+
+def _connected_profile(c: Mapping[str, Any], profiles: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The saved profile a connection uses: in its adapter's folder, named (or with the SSID) as the network."""
+    net = str(c.get("network") or "")
+    mine = [p for p in profiles if _guid(p.get("adapter")) == _guid(c.get("adapter_guid"))]
+    for key in ("name", "ssid"):
+        hit = [p for p in mine if p.get(key) == net]
+        if hit:
+            return hit[0]
+    return None
+
+
+def _current(wp: Mapping[str, Any], profiles: list[Mapping[str, Any]]
+             ) -> tuple[list[tuple[str, Mapping[str, Any]]], list[tuple[str, Phrase]], dict[str, Any]]:
+    """(connected networks with their saved profile, problems, evidence) of the Wi-Fi association now."""
+    cur = wp.get("current")
+    if not isinstance(cur, Mapping):  # facts from before the live association was read
+        return [], [], {"status": "not_collected"}
+    err = cur.get("error")
+    if not cur.get("live"):
+        return [], [], {"status": "not_applicable", "why": "an offline image has no current Wi-Fi association"}
+    if err is not None:
+        why = err.get("message", "unreadable") if isinstance(err, Mapping) else str(err)
+        said = error_phrase(err if isinstance(err, Mapping) else {"message": why})
+        return [], [(f"current Wi-Fi association: {why}", phrase("win_current_unreadable", why=said))], \
+            {"status": "error", "why": why}
+    adapters, connected = cur.get("wifi_adapters") or [], cur.get("connected") or []
+    if not adapters:
+        return [], [], {"status": "not_applicable", "why": "this PC has no Wi-Fi adapter"}
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    problems: list[tuple[str, Phrase]] = []
+    for c in connected:
+        p = _connected_profile(c, profiles)
+        if p is None:
+            problems.append((f"connected now to {c.get('network')!r} on {c.get('adapter')}, but its saved profile "
+                             "was not read", phrase("win_current_no_profile", network=str(c.get("network")),
+                                                    adapter=str(c.get("adapter")))))
+        else:
+            found.append((str(c.get("network")), p))
+    status = "connected" if connected else "not_connected"
+    return found, problems, {"status": status, "connected": list(connected),
+                             "adapters": [a.get("name") for a in adapters if isinstance(a, Mapping)]}
+
+
 def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
     wp = facts.need("win_wifi_profiles")
-    expected = {"saved profiles": "WPA2 (AES), WPA3, OWE or Enterprise; no open, WEP, WPA1 or TKIP"}
+    expected = {"saved profiles": "WPA2 (AES), WPA3, OWE or Enterprise; no open, WEP, WPA1 or TKIP",
+                "connected now": "the same, whatever its SSID"}
     ssids = [s.encode("utf-8") for s in (policy.get("wifi.ssids", []) or [])]
     profiles = list(wp.get("profiles") or [])
     judged = [p for p in profiles if not ssids or wireless.ssid_bytes(_wlan_record(p)) in ssids]
+    current, current_problems, current_evidence = _current(wp, profiles)
     weak: list[Phrase] = []
     unknown: list[Phrase] = []
-    good: list[str] = []
-    for p in judged:
+    good: list[Any] = []
+    # The network in use now is judged whatever its SSID: it is the link the PC's data goes over.
+    for network, p in [(None, p) for p in judged] + current:
         rec = _wlan_record(p)
         reasons, why = wireless.assess(rec, policy)
         where = f"{wireless.show_ssid(rec)} ({p.get('authentication')}/{p.get('encryption')}, " \
                 f"{p.get('connection_mode') or '?'})"
+        said: Any = where if network is None else phrase("win_connected", link=where)
         if reasons:
-            weak.append(phrase("win_link", where=where, what=[_wifi_words(r) for r in reasons]))
+            link = phrase("win_link", where=where, what=[_wifi_words(r) for r in reasons])
+            weak.append(link if network is None else phrase("win_connected", link=link))
         elif why:
             unknown.append(phrase("win_link", where=where, what=_wifi_words(why)))
-        else:
-            good.append(where)
-    problems = [f"{x.get('path')}: {x.get('error')}" for x in wp.get("problems") or []]
+        elif said not in good:
+            good.append(said)
+    problems = [f"{x.get('path')}: {x.get('error')}" for x in wp.get("problems") or []] + \
+        [text for text, _ in current_problems]
     problem_words = [error_phrase({"kind": "file", "message": str(x.get("error"))}, x.get("path") or None)
-                     for x in wp.get("problems") or []]
+                     for x in wp.get("problems") or []] + [words for _, words in current_problems]
     evidence = {"folder": wp.get("folder"), "organisation_ssids": policy.get("wifi.ssids", []),
                 "profiles": [{k: v for k, v in p.items() if k != "path"} | {"judged": p in judged} for p in profiles],
-                "problems": problems}
+                "current": current_evidence, "problems": problems}
     if weak:
         return Verdict(status=Status.FAIL, message="fail", params={"links": weak}, evidence=evidence,
                        expected=expected)
     if problems or unknown:
         return error(phrase("win_unreadable", problems=problem_words + unknown), evidence=evidence,
                      expected=expected)
-    if not judged:
+    if not judged and not current:
         return Verdict(status=Status.NOT_APPLICABLE, message="win_no_profiles",
                        params={"ssids": policy.get("wifi.ssids", []) or []}, evidence=evidence, expected=expected)
     return Verdict(status=Status.PASS, message="pass", params={"links": good}, evidence=evidence, expected=expected)

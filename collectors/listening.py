@@ -133,9 +133,19 @@ class ListeningCollector(Collector):
     id = "listening"
     reads = tuple(f"/proc/net/{name}" for name, _, _ in TABLES)
     version = "1"
-    timeout = 15.0
+    timeout = 90.0  # Windows: waits for the scan's one PowerShell batch (WindowsCollector.timeout)
+    platforms = frozenset({"linux", "windows"})  # Windows: collectors/windows/listening.py, same facts
+
+    def announce(self, target: Target) -> None:
+        from collectors.windows import listening as windows
+
+        windows.announce(target)
 
     def collect(self, target: Target) -> Facts:
+        if target.platform().system == "windows":
+            from collectors.windows import listening as windows
+
+            return windows.collect(target)
         if not target.can_run:
             raise CollectorError("a directory has no sockets: listening services need a running system")
         rows: list[dict[str, Any]] = []

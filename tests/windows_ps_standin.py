@@ -36,7 +36,7 @@ import sys
 import time
 from typing import Any
 
-PROBE = "echo %OS% %COMPUTERNAME% $env:OS $env:COMPUTERNAME"
+PROBE = "echo %OS% %COMPUTERNAME% %SystemDrive% $env:OS $env:COMPUTERNAME $env:SystemDrive"
 POWERSHELL = "powershell.exe -NoProfile -NonInteractive -Command -"
 SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
 
@@ -48,11 +48,12 @@ def shell(argv: list[str]) -> int:
     command = argv[1]
     kind = os.environ.get("MAMORU_STANDIN_SHELL", "cmd")
     name = os.environ.get("MAMORU_STANDIN_COMPUTERNAME", "PC01")
+    drive = os.environ.get("MAMORU_STANDIN_SYSTEMDRIVE", "C:")
     if command == PROBE:
         if kind == "cmd":  # %VAR% expanded, $env:VAR left as typed
-            print(f"Windows_NT {name} $env:OS $env:COMPUTERNAME")
+            print(f"Windows_NT {name} {drive} $env:OS $env:COMPUTERNAME $env:SystemDrive")
         else:  # PowerShell: echo = Write-Output, one argument per line; %VAR% is not syntax
-            print(f"%OS%\n%COMPUTERNAME%\nWindows_NT\n{name}")
+            print(f"%OS%\n%COMPUTERNAME%\n%SystemDrive%\nWindows_NT\n{name}\n{drive}")
         return 0
     if command in SFTP_SERVERS:
         os.execv(command, [command])

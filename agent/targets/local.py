@@ -120,6 +120,12 @@ class LocalTarget(FilesystemTarget):
         super().__init__(spec)
 
     def host_path(self, path: str) -> str:
+        """The path itself; on Windows, mapped from the system volume's root to ``%SystemDrive%``
+        (``/Windows/System32`` -> ``C:\\Windows\\System32``, ``windows_paths``): NOT tested here (no Windows)."""
+        if sys.platform == "win32":
+            from agent.targets.windows_paths import local_path, system_drive
+
+            return local_path(path, system_drive(os.environ.get("SYSTEMDRIVE")))
         return path
 
     def platform(self) -> PlatformInfo:

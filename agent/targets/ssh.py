@@ -56,6 +56,7 @@ from agent.targets.ssh_files import RemoteFiles
 from agent.targets.ssh_sftp import PipelinedSFTP, SFTPClosed
 from agent.targets.ssh_shell import RemoteShell, ShellGone, sudo_message
 from agent.targets.ssh_windows import POWERSHELL_COMMAND, ShellKind, exec_session, probe
+from agent.targets.windows_paths import sftp_path
 
 if TYPE_CHECKING:
     import paramiko
@@ -97,7 +98,7 @@ class SSHTarget(Target):
         self._shell: RemoteShell | None = None
         self._shell_error: TargetError | None = None
         self._shell_ready = threading.Event()
-        self._probe: tuple[ShellKind, str] = ("unknown", "")
+        self._probe: tuple[ShellKind, str, str] = ("unknown", "", "")
         self._probe_ready = threading.Event()
         self._closed = False
         self._connect()
@@ -194,7 +195,7 @@ class SSHTarget(Target):
         try:
             self._probe = probe(self.transport, self.options.connect_timeout)
         except Exception:  # no answer is "unknown": the platform is then read as before, never guessed
-            self._probe = ("unknown", "")
+            self._probe = ("unknown", "", "")
         finally:
             self._probe_ready.set()
 
@@ -246,27 +247,37 @@ class SSHTarget(Target):
 
     # -- files (ssh_files: cache, sibling prefetch) --
 
+    def remote_path(self, path: str) -> str:
+        """Where the server's SFTP finds ``path``: as given on a POSIX host; on Windows, mapped from the system
+        volume's root to Win32-OpenSSH's form (``/Windows/...`` -> ``/C:/Windows/...``, ``windows_paths``)."""
+        if self.shell_kind() not in ("cmd", "powershell"):
+            return path
+        try:
+            return sftp_path(path, self._probe[2])
+        except ValueError as e:
+            raise FileUnreadable(str(e)) from None
+
     def read_file(self, path: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
         self._check_alive()
-        return self.files.read_file(path, max_bytes)
+        return self.files.read_file(self.remote_path(path), max_bytes)
 
     def list_dir(self, path: str) -> list[str]:
         self._check_alive()
-        return self.files.list_dir(path)
+        return self.files.list_dir(self.remote_path(path))
 
     def stat(self, path: str) -> FileStat | None:
         self._check_alive()
-        return self.files.stat(path)
+        return self.files.stat(self.remote_path(path))
 
     def readlink(self, path: str) -> str:
         self._check_alive()
-        return self.files.readlink(path)
+        return self.files.readlink(self.remote_path(path))
 
     def prefetch(self, paths: Iterable[str], *, op: PrefetchOp = "read") -> None:
         if self._failure is not None or self._closed:
             return
         with contextlib.suppress(TargetError):  # a hint: the calls that follow report any error themselves
-            self.files.prefetch(op, list(paths))
+            self.files.prefetch(op, [self.remote_path(p) for p in paths])
 
     # -- commands --
 

@@ -11,6 +11,9 @@ message (those are localized), never from a failed ``uname``::
     cmd.exe     -> "Windows_NT $env:OS"   (%OS% expanded, $env:OS left alone)
     PowerShell  -> "%OS%" / "Windows_NT"  (two arguments, one line each; $env:OS expanded)
 
+The same probe asks for the computer name and ``%SystemDrive%`` (where SFTP finds ``/C:/Windows``, see
+``windows_paths``).
+
 The batch's command line (``powershell.exe -NoProfile -NonInteractive -Command -``) is the same in cmd.exe
 and in PowerShell, and is a constant: the script goes on the session's stdin.
 
@@ -30,22 +33,23 @@ from agent.targets.powershell import MAX_OUTPUT, POWERSHELL_ARGV
 if TYPE_CHECKING:
     import paramiko
 
-PROBE = "echo %OS% %COMPUTERNAME% $env:OS $env:COMPUTERNAME"
+PROBE = "echo %OS% %COMPUTERNAME% %SystemDrive% $env:OS $env:COMPUTERNAME $env:SystemDrive"
 ShellKind = Literal["posix", "cmd", "powershell", "unknown"]
 
 
-def classify(stdout: bytes) -> tuple[ShellKind, str]:
-    """(shell kind, Windows computer name or "") from the probe's output."""
+def classify(stdout: bytes) -> tuple[ShellKind, str, str]:
+    """(shell kind, Windows computer name or "", system drive or "") from the probe's output."""
     lines = [ln.strip() for ln in stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
     if len(lines) == 1:
         words = lines[0].split()
-        if words[:1] == ["%OS%"] and words[2:3] == [":OS"]:
-            return "posix", ""
-        if len(words) == 4 and words[0] == "Windows_NT" and words[2:] == ["$env:OS", "$env:COMPUTERNAME"]:
-            return "cmd", words[1]
-    if len(lines) == 4 and lines[:2] == ["%OS%", "%COMPUTERNAME%"] and lines[2] == "Windows_NT":
-        return "powershell", lines[3]
-    return "unknown", ""
+        if words[:1] == ["%OS%"] and words[3:4] == [":OS"]:
+            return "posix", "", ""
+        if len(words) == 6 and words[0] == "Windows_NT" and words[3:] == ["$env:OS", "$env:COMPUTERNAME",
+                                                                           "$env:SystemDrive"]:
+            return "cmd", words[1], words[2]
+    if len(lines) == 6 and lines[:3] == ["%OS%", "%COMPUTERNAME%", "%SystemDrive%"] and lines[3] == "Windows_NT":
+        return "powershell", lines[4], lines[5]
+    return "unknown", "", ""
 
 
 def exec_session(transport: paramiko.Transport, command: str, stdin: bytes, *, timeout: float,
@@ -90,7 +94,7 @@ def exec_session(transport: paramiko.Transport, command: str, stdin: bytes, *, t
     return CommandResult(argv=(command,), returncode=rc, stdout=bytes(out), stderr=bytes(err), truncated=truncated)
 
 
-def probe(transport: paramiko.Transport, timeout: float) -> tuple[ShellKind, str]:
+def probe(transport: paramiko.Transport, timeout: float) -> tuple[ShellKind, str, str]:
     res = exec_session(transport, PROBE, b"", timeout=timeout, max_output=4096)
     return classify(res.stdout)
 

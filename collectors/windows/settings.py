@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import posixpath
 import re
+import time
 from typing import Any
 
 from agent.targets.base import Target, TargetError
 from agent.targets.registry import RegistryReader, RegQuery
 from agent.targets.registry_offline import find_ci
 from collectors.windows.base import Answers, WindowsCollector
+from collectors.windows.live import live_part
 
 CCS = r"HKLM\SYSTEM\CurrentControlSet"
 SAVER_VALUES = ("ScreenSaveActive", "ScreenSaverIsSecure", "ScreenSaveTimeOut", "SCRNSAVE.EXE")
@@ -92,19 +94,30 @@ _ROOT_VARS = re.compile(r"(?i)^(%systemroot%|%windir%|[a-z]:\\windows)(?=\\)")
 class EventLogCollector(WindowsCollector):
     """The Security event log's size, retention and archiving (local and policy), and its files in the image.
 
-    Only a running system knows its oldest record; offline, that needs ``Security.evtx`` (and its
-    ``Archive-Security-*.evtx``), so the collector records whether they are in the image.
+    Only a running system knows its oldest record: live, the ``eventlog`` part of the PowerShell batch reads it
+    (``Get-WinEvent -Oldest``: its time and record id, in ``oldest``). Offline, that would need parsing
+    ``Security.evtx`` (and its ``Archive-Security-*.evtx``), which mamoru does not do: the collector records
+    whether they are in the image, and ``oldest`` says the record was not read offline.
     """
 
     id = "win_eventlog"
+    version = "2"  # 2: the oldest record ("oldest"), live
     registry_reads = (SECURITY_LOG, SECURITY_LOG_POLICY)
+    powershell_parts = ("eventlog",)
 
     def build(self, target: Target, reader: RegistryReader, answers: Answers) -> dict[str, Any]:
         local, pol = answers.one(SECURITY_LOG), answers.one(SECURITY_LOG_POLICY)
         files = None
         if reader.backend == "offline-hives":
             files = self._files(target, pol.value("File") or local.value("File"))
-        return {"local": local.fact(), "policy": pol.fact(), "files": files}
+            oldest: dict[str, Any] = {"live": False, "via": None, "value": None, "error": {
+                "kind": "offline", "message": "the oldest record was not read: an offline image has no running "
+                                              "event log, and Security.evtx is not parsed"}}
+        else:
+            value, err, via = live_part(target, "eventlog")
+            oldest = {"live": via is not None, "via": via, "value": value, "error": err}
+        oldest["collected_at"] = time.time()
+        return {"local": local.fact(), "policy": pol.fact(), "files": files, "oldest": oldest}
 
     @staticmethod
     def _files(target: Target, file_value: Any) -> dict[str, Any]:

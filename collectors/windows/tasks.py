@@ -5,6 +5,10 @@ Offline, the task definitions are the Task Scheduler XML files under ``Windows/S
 ``Settings/Enabled`` and each trigger's ``Enabled`` whether it runs by itself. The policy's
 ``schedule.report_dir`` must then be a Windows path on this volume (``C:\\ProgramData\\mamoru\\reports``); the
 facts have the shape of the Linux ``schedule_state`` collector, so the same MN-03 judge reads both.
+
+On a live PC (locally or over SSH) the same files are read through the target, which maps the path from the
+system volume's root to its own form (``agent/targets/windows_paths.py``); reading ``System32\\Tasks`` needs
+an administrator, and a refusal is a problem in the facts (MN-03: error), never an empty task list.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def image_path(target: Target, windows_path: str) -> str | None:
 
 class WindowsScheduleCollector(Collector):
     id = "win_schedule"
+    version = "2"  # 2: read live too (through the target's path mapping)
     platforms: ClassVar[frozenset[str]] = frozenset({"windows"})
     inputs = ("schedule.report_dir",)
 
@@ -78,9 +83,6 @@ class WindowsScheduleCollector(Collector):
         report_dir = str(inputs.get("schedule.report_dir") or "/var/lib/mamoru/reports")
         out: dict[str, Any] = {"collected_at": time.time(), "jobs": [], "report_dir": report_dir,
                                "reports": None, "problems": []}
-        if target.kind != "rootfs":
-            out["problems"].append("scheduled tasks are read from an image only")
-            return out
         try:
             self._tasks(target, out)
             where = image_path(target, report_dir)
