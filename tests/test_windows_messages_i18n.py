@@ -352,6 +352,11 @@ def test_every_error_kind_has_its_words() -> None:
         assert words.ja and words.en and not english_runs(words.ja), kind
 
 
+#: Checks whose one collector serves Linux and Windows alike (``collectors.listening`` hands Windows targets to
+#: ``collectors.windows.listening``).
+SHARED_COLLECTOR = {"TX-02"}
+
+
 def test_checks_list_shows_windows_exactly_for_the_windows_judges(run_cli: Any) -> None:
     """``mamoru checks list`` says which checks judge Windows: those that read a Windows collector, each with a
     Windows remediation in both languages."""
@@ -361,7 +366,7 @@ def test_checks_list_shows_windows_exactly_for_the_windows_judges(run_cli: Any) 
     assert rc == 0
     rows = {r["id"]: r["platforms"] for r in json.loads(out)}
     for cid, check in registry.checks().items():
-        windows = any(n.startswith("win_") for n in check.needs)
+        windows = any(n.startswith("win_") for n in check.needs) or cid in SHARED_COLLECTOR
         assert ("windows" in rows[cid]) == windows, (cid, rows[cid])
         if windows:
             rem = check.meta.messages.get("remediation_windows")
