@@ -67,6 +67,10 @@ def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, w
             style = STATUS_STYLE.get(f.status, "")
             row = [f"{f.check}", f"[{style}]{words['status'].get(f.status, f.status)}[/]",
                    f"{_show(f.title[lang])}\n[dim]{_show(f.message[lang])}[/]"]
+            if f.waiver:  # accepted risk (--waivers): still FAIL, with its waiver's state, reason, approver, end
+                w = {k: _show(str(f.waiver.get(k, ""))) for k in ("reason", "approver", "expires")}
+                row[1] += f"\n[dim]{_show(words['waiver'].get(str(f.waiver.get('state')), ''))}[/]"
+                row[2] += "\n" + words["waiver_line"].format(**w)
             if multi:
                 row.insert(1, _show(f.target))
             table.add_row(*row)

@@ -19,6 +19,9 @@ from agent.cli.common import lang_option
 @click.argument("bundle_paths", metavar="BUNDLE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
               help="Policy YAML laid over the built-in default.")
+@click.option("--waivers", "waivers_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Accepted risks (YAML): a failure a waiver in force covers stays FAIL in the report but does "
+                   "not fail the run (see README, Waivers).")
 @click.option("--output", "output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the full JSON report here (atomically).")
 @click.option("--check", "check_ids", multiple=True, help="Judge only this check ID (repeatable).")
@@ -30,17 +33,20 @@ from agent.cli.common import lang_option
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
 @lang_option
 def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str | None, check_ids: tuple[str, ...],
-             guideline: tuple[str, ...], scope: str, sign_key: str | None, quiet: bool, lang: str) -> int:
+             guideline: tuple[str, ...], scope: str, sign_key: str | None, quiet: bool, lang: str,
+             waivers_path: str | None = None) -> int:
     """Judge evidence bundles (from mamoru collect) against a policy and report the findings in one report."""
     from agent.cli.keygen_cmd import load_key_for_cli
     from agent.cli.pipeline import judge_and_deliver
     from agent.config.policy import load_policy
+    from agent.config.waivers import load_waivers
     from agent.fleet import check_unique, saved_targets
     from agent.registry import select_checks
 
     items = [saved for path in bundle_paths for saved in saved_targets(path)]
     check_unique(items)
     policy = load_policy(policy_path)
+    waivers = load_waivers(waivers_path) if waivers_path is not None else []  # a bad file is exit 2 before any work
     chosen = select_checks(ids=check_ids, guideline=guideline)
     if output is not None:  # what could not be written at the end is refused now (exit 2)
         from reports.atomic import check_writable_output
@@ -50,4 +56,4 @@ def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str
         raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
     key = load_key_for_cli(sign_key) if sign_key is not None else None
     return judge_and_deliver(items, checks=chosen, policy=policy, collectors=[], workers=1, output=output,
-                             scope=scope, key=key, quiet=quiet, lang=lang)
+                             scope=scope, key=key, quiet=quiet, lang=lang, waivers=waivers)

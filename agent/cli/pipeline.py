@@ -16,6 +16,7 @@ from agent.cli.common import say
 
 if TYPE_CHECKING:
     from agent.config.policy import Policy
+    from agent.config.waivers import Waiver
     from agent.fleet import Job, Saved
     from checks.base import Check
     from collectors.base import Collector
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 def judge_and_deliver(items: Sequence[Job | Saved], *, checks: Sequence[Check], policy: Policy,
                       collectors: Sequence[Collector], workers: int, output: str | None, scope: str, key: Any,
-                      quiet: bool, lang: str) -> int:
+                      quiet: bool, lang: str, waivers: Sequence[Waiver] = ()) -> int:
     """Collect what must be collected, judge every target, write (and sign) the report, show it.
 
     ``items`` come from ``agent.fleet.plan`` (or ``saved_targets``). Returns the exit code, which depends on
@@ -40,6 +41,11 @@ def judge_and_deliver(items: Sequence[Job | Saved], *, checks: Sequence[Check], 
     report = build_report(run_id=run_id, started=started, target_facts=fleet.facts, checks=checks, policy=policy,
                           scope=scope or (str(Path(output).resolve().parent) if output else ""),
                           partial=fleet.partial, policy_for=fleet.policy_for(policy))
+    waiver_notes = []
+    if waivers:  # before the report is written and signed: a waiver is part of what it says
+        from agent.config.waivers import apply_waivers
+
+        waiver_notes = apply_waivers(report, waivers)
     code = report.exit_code()
     from reports.signing.publish import ReportNotLinked
 
@@ -52,6 +58,8 @@ def judge_and_deliver(items: Sequence[Job | Saved], *, checks: Sequence[Check], 
 
         say(note("error", detail=Escaped(e.diagnostics(lang))), lang)
         code = 1 if code == 1 else e.exit_code
+    for line in waiver_notes:
+        say(line, lang)
     if fleet.interrupted:
         from reports.notes import note
 

@@ -24,6 +24,9 @@ from agent.cli.remote_options import plan_targets, remote_options
                                    "wifi-capture:FILE (repeatable).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
               help="Policy YAML laid over the built-in default.")
+@click.option("--waivers", "waivers_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Accepted risks (YAML): a failure a waiver in force covers stays FAIL in the report but does "
+                   "not fail the run (see README, Waivers).")
 @click.option("--output", "output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the full JSON report here (atomically).")
 @click.option("--check", "check_ids", multiple=True, help="Run only this check ID (repeatable).")
@@ -43,10 +46,12 @@ from agent.cli.remote_options import plan_targets, remote_options
 def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, check_ids: tuple[str, ...],
          guideline: tuple[str, ...], workers: int, scope: str, quiet: bool, lang: str,
          active_tests: bool = False, sign_key: str | None = None, networks: tuple[str, ...] = (),
-         wifi: bool = False, wifi_captures: tuple[str, ...] = (), **remote: Any) -> int:
+         wifi: bool = False, wifi_captures: tuple[str, ...] = (), waivers_path: str | None = None,
+         **remote: Any) -> int:
     """Audit targets against the policy and report the findings."""
     from agent.cli.pipeline import judge_and_deliver
     from agent.config.policy import load_policy
+    from agent.config.waivers import load_waivers
     from agent.registry import collectors, select_checks
     from agent.runner import needed_collectors
     from agent.scope import check_specs
@@ -55,6 +60,7 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
                *(f"wifi-capture:{f}" for f in wifi_captures))
     items = plan_targets(targets, remote)  # every target checked (kind, URI, inventory) before any work
     policy = load_policy(policy_path)
+    waivers = load_waivers(waivers_path) if waivers_path is not None else []  # a bad file is exit 2 before any work
     check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
     chosen = select_checks(ids=check_ids, guideline=guideline)
     if output is not None:  # what could not be written at the end is refused now (exit 2), not after the scan
@@ -70,4 +76,4 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
         key = load_key_for_cli(sign_key)
     wanted = needed_collectors(chosen, collectors(n for c in chosen for n in c.needs), active=active_tests)
     return judge_and_deliver(items, checks=chosen, policy=policy, collectors=wanted, workers=workers, output=output,
-                             scope=scope, key=key, quiet=quiet, lang=lang)
+                             scope=scope, key=key, quiet=quiet, lang=lang, waivers=waivers)
