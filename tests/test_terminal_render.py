@@ -156,3 +156,19 @@ def test_scan_shows_the_same_summary(run_cli: Cli) -> None:
     rc, doc, out, _ = run_cli("scan", "--target", f"rootfs:{WEAK}", "--lang", "en")
     assert rc == 1 and doc is not None
     assert "Failures (" in out and "fix:" in out
+
+
+def test_verbose_reaches_scan_evaluate_and_report(run_cli: Cli, tmp_path: Path) -> None:
+    evidence = '"uid0_accounts":["root","toor"]'
+    rc, _, out, _ = run_cli("scan", "--target", f"rootfs:{WEAK}", "--check", "PM-01", "--lang", "en", "--verbose")
+    assert rc == 1 and evidence in out
+    rc, _, out, _ = run_cli("scan", "--target", f"rootfs:{WEAK}", "--check", "PM-01", "--lang", "en")
+    assert rc == 1 and evidence not in out
+    bundle = tmp_path / "b.bundle.json"
+    rc, _, _, err = run_cli("collect", "--target", f"rootfs:{WEAK}", "--output", str(bundle), report=False)
+    assert rc == 0, err
+    rc, _, out, _ = run_cli("evaluate", str(bundle), "--check", "PM-01", "--lang", "en", "--verbose",
+                            "--output", str(tmp_path / "e.json"))
+    assert rc == 1 and evidence in out
+    rc, _, out, _ = run_cli("report", str(tmp_path / "e.json"), "--lang", "en", "--verbose", report=False)
+    assert rc == 0 and evidence in out
