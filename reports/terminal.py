@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.config.yamlfile import safe_load
-from checks.base import explain
+from checks.base import explain, guideline_items
 from reports.model import STATUSES, Finding, Report
 from reports.safe_text import printable
 
@@ -103,9 +103,16 @@ def _waiver_line(waiver: dict[str, Any], words: dict[str, Any]) -> Text:
     return line
 
 
+def _items(guideline: list[str], lang: str) -> str:
+    """The guideline items a check serves, with their titles: where in the guideline a finding belongs."""
+    titles = guideline_items()
+    return ", ".join(f"{printable(g)} {titles[g].get(lang)}" if g in titles else printable(g) for g in guideline)
+
+
 def _body(f: Finding, *, lang: str, words: dict[str, Any], multi: bool, verbose: bool) -> Text:
     body = Text(overflow="fold")
     body.append(host_text(f.title.get(lang, ""), "bold"))
+    body.append(f"  ({_items(f.guideline, lang)})", style="dim")
     if multi:
         body.append("  ")
         body.append(host_text(f.target, "dim"))
@@ -118,7 +125,6 @@ def _body(f: Finding, *, lang: str, words: dict[str, Any], multi: bool, verbose:
         body.append("\n")
         body.append(_waiver_line(f.waiver, words))
     if verbose:
-        body.append(f"\n{words['guideline']}: {', '.join(printable(g) for g in f.guideline)}", style="dim")
         for label, value in ((words["evidence"], f.evidence), (words["expected"], f.expected)):
             body.append(f"\n{label}: ", style="dim")
             body.append(host_text(compact_json(value, EVIDENCE_LIMIT, words["more_chars"]), "dim"))

@@ -126,7 +126,7 @@ def test_verbose_shows_evidence_and_expected(single: Report) -> None:
     plain, verbose = render(single, "en"), render(single, "en", verbose=True)
     assert '{"uid0_accounts":["root","toor"]}' in squeeze(verbose)
     assert '{"uid0_accounts":["root"]}' in squeeze(verbose)
-    assert "uid0_accounts" not in plain and f.guideline[0] in verbose
+    assert "uid0_accounts" not in plain and f.guideline[0] in plain
     assert "証跡:" in render(single, "ja", verbose=True)
 
 
