@@ -1,18 +1,29 @@
-"""The human summary on the terminal, grouped by guideline item, in ja or en."""
+"""The human summary on the terminal, in ja or en: what needs action first, and all of it readable.
+
+Order is the order of action: failures (most severe first, each with its remediation and any waiver), then
+what could not be judged, then the rest. A fleet gets one line per host with its counts, so the worst host
+is found without scrolling. Text is wrapped, never cut: Japanese has no spaces to break at, so a cell that
+only wrapped at spaces would lose the end of a sentence; every cell here folds instead. Host-supplied text
+(hostnames, target ids, messages quoting file contents, evidence) goes in as ``rich.text.Text`` after
+``printable``: no markup is parsed from it and no control character reaches the terminal.
+"""
 
 from __future__ import annotations
 
 import functools
+import json
+from collections import Counter
+from collections.abc import Iterable
 from importlib import resources
 from typing import IO, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from agent.config.yamlfile import safe_load
 from checks.base import explain, guideline_items
-from reports.model import STATUSES, Report
+from reports.model import STATUSES, Finding, Report
 from reports.safe_text import printable
 
 STATUS_STYLE = {
@@ -22,6 +33,11 @@ STATUS_STYLE = {
     "not_applicable": "dim",
     "manual": "cyan",
 }
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+#: "The rest" after failures and errors: what still asks something of a person first.
+REST_ORDER = {"manual": 0, "pass": 1, "not_applicable": 2}
+#: --verbose shows evidence up to this many characters of compact JSON, then says how much more there is.
+EVIDENCE_LIMIT = 4000
 
 
 @functools.cache
@@ -31,52 +47,141 @@ def labels(lang: str) -> dict[str, Any]:
     return dict(data[lang])
 
 
-def _show(text: str) -> str:
-    return escape(printable(text))
+def host_text(text: object, style: str = "") -> Text:
+    """Hostile text as a Text: control characters escaped, no markup parsed, folded (never cut) when long."""
+    return Text(printable(str(text)), style=style, overflow="fold")
 
 
-def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, width: int | None = None) -> None:
-    console = Console(file=file, width=width, highlight=False, soft_wrap=False)
+def compact_json(value: Any, limit: int, more: str) -> str:
+    """Evidence as one line of JSON. Odd values (lone surrogates, non-JSON objects) become text, not a crash."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=repr)
+    if len(text) > limit:
+        return text[:limit] + more.format(n=len(text) - limit)
+    return text
+
+
+def console_for(file: IO[str] | None, width: int | None) -> Console:
+    return Console(file=file, width=width, highlight=False, soft_wrap=False, emoji=False, markup=False)
+
+
+def findings_grid() -> Table:
+    """Rows of status | severity | check | body. Only the body wraps, and it folds inside words."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
+    return grid
+
+
+def _sections(findings: Iterable[Finding]) -> list[tuple[str, list[Finding]]]:
+    fail: list[Finding] = []
+    error: list[Finding] = []
+    rest: list[Finding] = []
+    for f in findings:
+        (fail if f.status == "fail" else error if f.status == "error" else rest).append(f)
+
+    def by_severity(f: Finding) -> tuple[int, str, str, str]:
+        return (SEVERITY_ORDER.get(f.severity, 9), f.guideline[0] if f.guideline else "", f.check, f.target)
+
+    def by_status(f: Finding) -> tuple[int, str, str, str]:
+        return (REST_ORDER.get(f.status, 9), f.guideline[0] if f.guideline else "", f.check, f.target)
+
+    return [("fail", sorted(fail, key=by_severity)), ("error", sorted(error, key=by_severity)),
+            ("rest", sorted(rest, key=by_status))]
+
+
+def _waiver_line(waiver: dict[str, Any], words: dict[str, Any]) -> Text:
+    state = str(waiver.get("state", ""))
+    fields = words["waiver_fields"]
+    line = Text(f"{words['waiver']} ({words['waiver_state'].get(state, printable(state))})",
+                style="bold red" if state == "expired" else "magenta", overflow="fold")
+    for key in ("reason", "approver", "expires", "source"):
+        if waiver.get(key) not in (None, ""):
+            line.append(f" · {fields[key]}: ")
+            line.append(host_text(waiver[key]))
+    return line
+
+
+def _items(guideline: list[str], lang: str) -> str:
+    """The guideline items a check serves, with their titles: where in the guideline a finding belongs."""
+    titles = guideline_items()
+    return ", ".join(f"{printable(g)} {titles[g].get(lang)}" if g in titles else printable(g) for g in guideline)
+
+
+def _body(f: Finding, *, lang: str, words: dict[str, Any], multi: bool, verbose: bool) -> Text:
+    body = Text(overflow="fold")
+    body.append(host_text(f.title.get(lang, ""), "bold"))
+    body.append(f"  ({_items(f.guideline, lang)})", style="dim")
+    if multi:
+        body.append("  ")
+        body.append(host_text(f.target, "dim"))
+    body.append("\n")
+    body.append(host_text(f.message.get(lang, "")))
+    if f.status == "fail" and f.remediation.get(lang):
+        body.append(f"\n{words['remediation']}: ", style="bold")
+        body.append(host_text(f.remediation[lang]))
+    if f.waiver:
+        body.append("\n")
+        body.append(_waiver_line(f.waiver, words))
+    if verbose:
+        for label, value in ((words["evidence"], f.evidence), (words["expected"], f.expected)):
+            body.append(f"\n{label}: ", style="dim")
+            body.append(host_text(compact_json(value, EVIDENCE_LIMIT, words["more_chars"]), "dim"))
+    return body
+
+
+def _counts_text(counts: dict[str, int], words: dict[str, Any], waived: int = 0) -> Text:
+    out = Text()
+    for s in STATUSES:
+        if out:
+            out.append("  ")
+        out.append(f"{words['status'][s]} {counts.get(s, 0)}", style=STATUS_STYLE[s] if counts.get(s) else "dim")
+    if waived:
+        out.append(f"  ({words['waived']} {waived})", style="magenta")
+    return out
+
+
+def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, width: int | None = None,
+                    verbose: bool = False) -> None:
+    console = console_for(file, width)
     words = labels(lang)
-    items = guideline_items()
-    multi = len(report.targets) > 1
+    multi = len(report.targets) > 1 or len({f.target for f in report.findings}) > 1
+    per_target: dict[str, Counter[str]] = {}
+    for f in report.findings:
+        per_target.setdefault(f.target, Counter())[f.status] += 1
     for t in report.targets:
         state = words["target_status"].get(t.status, t.status)
-        line = f"[bold]{_show(t.id)}[/] {_show(t.hostname)} ({_show(t.os)}) — {_show(state)}"
+        line = Text(overflow="fold")
+        line.append(host_text(t.id, "bold"))
+        line.append(" ")
+        line.append(host_text(t.hostname))
+        line.append(" (")
+        line.append(host_text(t.os))
+        line.append(f") — {printable(state)}")
         if t.status != "ok" and t.reason and t.reason not in (t.status, "error"):
-            line += f" ({_show(words['reason'].get(t.reason, t.reason))})"
+            line.append(f" ({printable(words['reason'].get(t.reason, t.reason))})")
         if t.error:
-            line += f": [yellow]{_show(explain(t.error).get(lang))}[/]"
-        console.print(line)
-    order: list[str] = []
-    for f in report.findings:
-        for g in f.guideline[:1]:
-            if g not in order:
-                order.append(g)
-    for item in sorted(order):
-        title = items[item].get(lang) if item in items else item
-        table = Table(title=f"{item} {title}", title_justify="left", show_lines=False, expand=True)
-        table.add_column(words["check"], no_wrap=True)
+            line.append(": ")
+            line.append(host_text(explain(t.error).get(lang), "yellow"))
         if multi:
-            table.add_column(words["target"])
-        table.add_column(words["result"], no_wrap=True)
-        table.add_column(words["detail"], ratio=1)
-        for f in report.findings:
-            if f.guideline[:1] != [item]:
-                continue
-            style = STATUS_STYLE.get(f.status, "")
-            row = [f"{f.check}", f"[{style}]{words['status'].get(f.status, f.status)}[/]",
-                   f"{_show(f.title[lang])}\n[dim]{_show(f.message[lang])}[/]"]
-            if f.waiver:  # accepted risk (--waivers): still FAIL, with its waiver's state, reason, approver, end
-                w = {k: _show(str(f.waiver.get(k, ""))) for k in ("reason", "approver", "expires")}
-                row[1] += f"\n[dim]{_show(words['waiver'].get(str(f.waiver.get('state')), ''))}[/]"
-                row[2] += "\n" + words["waiver_line"].format(**w)
-            if multi:
-                row.insert(1, _show(f.target))
-            table.add_row(*row)
-        console.print(table)
+            line.append(": ")
+            line.append(_counts_text(dict(per_target.get(t.id, Counter())), words))
+        console.print(line)
+    for key, found in _sections(report.findings):
+        if not found:
+            continue
+        console.print()
+        console.print(Text(f"{words['section'][key]} ({len(found)})", style="bold underline"))
+        grid = findings_grid()
+        for f in found:
+            grid.add_row(Text(words["status"].get(f.status, f.status), style=STATUS_STYLE.get(f.status, "")),
+                         Text(words["severity"].get(f.severity, printable(f.severity))),
+                         Text(printable(f.check)),
+                         _body(f, lang=lang, words=words, multi=multi, verbose=verbose))
+        console.print(grid)
     counts = report.summary()["by_status"]
-    console.print(
-        f"[bold]{words['summary']}[/]: "
-        + "  ".join(f"[{STATUS_STYLE[s]}]{words['status'][s]} {counts[s]}[/]" for s in STATUSES)
-    )
+    console.print()
+    summary = Text(f"{words['summary']}: ", style="bold")
+    summary.append(_counts_text(counts, words, waived=sum(1 for f in report.findings if f.waived)))
+    console.print(summary)

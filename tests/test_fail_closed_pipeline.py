@@ -190,12 +190,12 @@ def _many_hardened(tmp_path: Path, n: int) -> list[str]:
 
 @pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout-and-stderr"])
 def test_scan_piped_into_head_keeps_its_exit_code(tmp_path: Path, stderr_too: bool) -> None:
-    # 40 targets print ~160 kB: more than a pipe holds, so mamoru is still writing when head -1 leaves.
+    # 40 targets print ~170 kB: more than a pipe holds, so mamoru is still writing when head -1 leaves.
     args = [*_many_hardened(tmp_path, 40), *_checks(*PASSING), "--lang", "en"]
     env = {**os.environ, "COLUMNS": "80"}
     alone = subprocess.run(_mamoru("scan", *args, "--output", str(tmp_path / "alone.json")), cwd=ROOT, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=300, check=False)
-    assert alone.returncode == 0 and len(alone.stdout) > 4 * 65536
+    assert alone.returncode == 0 and len(alone.stdout) > 2 * 65536
     report = tmp_path / "piped.json"
     scan = subprocess.Popen(_mamoru("scan", *args, "--output", str(report)), cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE)

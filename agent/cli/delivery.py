@@ -5,8 +5,22 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import click
+
 from agent.cli.common import say
 from reports.model import Report
+
+_VERBOSE = "mamoru.verbose"
+
+
+def _remember_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.meta[_VERBOSE] = value
+
+
+#: ``--verbose`` of scan and evaluate. Kept in the click context and read where the summary is shown, so the
+#: commands and the pipeline between them need no new parameter.
+verbose_option = click.option("--verbose", is_flag=True, expose_value=False, callback=_remember_verbose,
+                              help="Also show each finding's evidence and expected value.")
 
 
 def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: str) -> None:
@@ -23,7 +37,8 @@ def deliver(report: Report, *, output: str | None, key: Any, quiet: bool, lang: 
     if not quiet:
         from reports.terminal import render_terminal
 
-        render_terminal(report, lang=lang, file=sys.stdout)
+        ctx = click.get_current_context(silent=True)
+        render_terminal(report, lang=lang, file=sys.stdout, verbose=bool(ctx and ctx.meta.get(_VERBOSE)))
     if published is not None:
         say(note("report_written", path=str(output)), lang)
         for line in publish_notes(published, key):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from agent.cli.common import lang_option
+from agent.cli.delivery import verbose_option
 
 
 @click.command("evaluate")
@@ -31,6 +32,7 @@ from agent.cli.common import lang_option
 @click.option("--sign-key", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Ed25519 OpenSSH private key: also write OUTPUT.sig, checkable with ssh-keygen -Y verify.")
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
+@verbose_option
 @lang_option
 def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str | None, check_ids: tuple[str, ...],
              guideline: tuple[str, ...], scope: str, sign_key: str | None, quiet: bool, lang: str,

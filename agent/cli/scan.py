@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from agent.cli.common import lang_option
+from agent.cli.delivery import verbose_option
 from agent.cli.remote_options import plan_targets, remote_options
 
 
@@ -38,6 +39,7 @@ from agent.cli.remote_options import plan_targets, remote_options
 @click.option("--sign-key", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Ed25519 OpenSSH private key: also write OUTPUT.sig, checkable with ssh-keygen -Y verify.")
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
+@verbose_option
 @click.option("--active-tests", "active_tests", is_flag=True,
               help="Also run active tests that act on the target (AV-05 feeds the EICAR test string to the "
                    "anti-malware engine). Off by default: a scan only reads.")

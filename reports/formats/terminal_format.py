@@ -17,7 +17,7 @@ class TerminalFormat:
         from reports.terminal import render_terminal
 
         out = io.StringIO()
-        render_terminal(report, lang=ctx.lang, file=out, width=ctx.width or 100)
+        render_terminal(report, lang=ctx.lang, file=out, width=ctx.width or 100, verbose=ctx.verbose)
         return out.getvalue().encode("utf-8")
 
 
