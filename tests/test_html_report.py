@@ -193,7 +193,10 @@ def test_odd_evidence_never_crashes_and_huge_values_are_cut(scans: dict[str, Pat
     f = report.findings[0]
     f.evidence = {"deep": [[[[{"x": [1.5, -0.0, 10**30]}]]]], "nul": "a\x00b", "emoji": "🔒鍵",
                   "surrogate_pair_halves": "\udc80\udbff", "big": "A" * 200_000}
-    f.expected = None
+    deep: list[Any] = []
+    for _ in range(50_000):
+        deep = [deep]
+    f.expected = deep
     markup = _render(report, "en")
     text = read(markup).text
     assert "\x00" not in markup and "\\u0000" in text  # JSON's own escape, shown as text
@@ -201,6 +204,7 @@ def test_odd_evidence_never_crashes_and_huge_values_are_cut(scans: dict[str, Pat
     cut = len(pretty_json(f.evidence, limit=10**9)[0]) - 20_000
     assert f"… {cut} {labels('en')['cut']}" in text
     assert "A" * 200_000 not in markup and "A" * 1000 in markup
+    assert labels("en")["too_deep"] in text
 
 
 # --- structure -----------------------------------------------------------------------------------------------

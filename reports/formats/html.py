@@ -41,6 +41,7 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low")
 #: Evidence or expected value longer than this (characters of pretty JSON) is cut in the page: a printout of a
 #: megabyte of file contents helps nobody, and the JSON report keeps it whole.
 MAX_JSON_CHARS = 20_000
+JSON_WIDTH = 80  # characters of evidence on one line before it is opened up (about the width of the A4 box)
 JST = dt.timezone(dt.timedelta(hours=9), "JST")  # Japan has no daylight saving time: a fixed offset is exact
 
 
@@ -84,9 +85,30 @@ def _environment() -> Environment:
     )
 
 
-def pretty_json(value: Any, limit: int = MAX_JSON_CHARS) -> tuple[str, int]:
-    """Indented JSON for people (Japanese shown as itself); returns the text and how many characters were cut."""
-    text = json.dumps(value, ensure_ascii=False, indent=2, default=repr)
+def _json_lines(value: Any, indent: int) -> str:
+    """JSON laid out for reading: a value that fits on one line stays on one line, a longer one is opened up
+    one level at a time (``json.dumps(indent=2)`` puts every list item on a line of its own and turns a
+    short list of shells or ports into a page)."""
+    flat = json.dumps(value, ensure_ascii=False, default=repr)
+    if not isinstance(value, (dict, list)) or not value or indent + len(flat) <= JSON_WIDTH:
+        return flat
+    inner = " " * (indent + 2)
+    if isinstance(value, dict):
+        parts = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_json_lines(v, indent + 2)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(parts) + "\n" + " " * indent + "}"
+    parts = [inner + _json_lines(v, indent + 2) for v in value]
+    return "[\n" + ",\n".join(parts) + "\n" + " " * indent + "]"
+
+
+def pretty_json(value: Any, limit: int = MAX_JSON_CHARS) -> tuple[str | None, int]:
+    """JSON for people (Japanese shown as itself), and how many characters were cut to ``limit``.
+
+    None when the value is nested too deeply to lay out: the page says so instead of failing."""
+    try:
+        text = _json_lines(value, 0)
+    except RecursionError:
+        return None, 0
     if len(text) <= limit:
         return text, 0
     return text[:limit], len(text) - limit
