@@ -256,11 +256,13 @@ def test_fleet_report_has_a_host_table_and_failures_first(scans: dict[str, Path]
 
 def test_a_single_target_is_on_the_cover_without_a_host_table(scans: dict[str, Path]) -> None:
     report = _report(scans["single"])
+    report.targets[0].tags = {"org": "山田不動産", "site": "本店"}
     markup = _render(report, "en")
     assert 'id="hosts"' not in markup
     cover = markup[markup.index('<header id="cover">'):markup.index("</header>")]
     assert "reception-pc" in cover and report.run.policy["sha256"] in cover and report.run.id in cover
     assert f"mamoru {report.run.tool['version']}" in cover
+    assert labels("en")["organisation"] in cover and "org: 山田不動産" in cover and "site: 本店" in cover
 
 
 def test_period_is_shown_in_japan_time_and_utc() -> None:
