@@ -26,7 +26,7 @@ import pytest
 
 from reports.formats import RenderContext, get
 from reports.formats.html import labels, moment, pretty_json
-from reports.load import load_report
+from reports.load import load_report, report_schema
 from reports.model import Report
 from reports.safe_text import printable
 from reports.signature_status import SignatureInfo
@@ -263,6 +263,24 @@ def test_a_single_target_is_on_the_cover_without_a_host_table(scans: dict[str, P
     assert "reception-pc" in cover and report.run.policy["sha256"] in cover and report.run.id in cover
     assert f"mamoru {report.run.tool['version']}" in cover
     assert labels("en")["organisation"] in cover and "org: 山田不動産" in cover and "site: 本店" in cover
+
+
+def test_labels_are_strings_with_the_same_keys_in_both_languages() -> None:
+    """YAML reads a bare ``on``/``no`` as a boolean: the cover once said "root (True host)"."""
+
+    def leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    ja, en = leaves(labels("ja")), leaves(labels("en"))
+    assert ja.keys() == en.keys()
+    assert all(isinstance(v, str) and v for v in [*ja.values(), *en.values()])
+    assert set(labels("en")["status"]) == {"pass", "fail", "error", "not_applicable", "manual"}
+    schema = report_schema()  # every reason code a report may carry has words
+    reasons = schema["properties"]["targets"]["items"]["properties"]["reason"]["enum"]
+    assert {r for r in reasons if r} == set(labels("ja")["reason"]) == set(labels("en")["reason"])
 
 
 def test_period_is_shown_in_japan_time_and_utc() -> None:
