@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 FORMATS: dict[str, str] = {
     "json": "reports.formats.json_format:FORMAT",
     "terminal": "reports.formats.terminal_format:FORMAT",
+    "html": "reports.formats.html:FORMAT",
 }
 
 
