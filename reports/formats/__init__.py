@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 FORMATS: dict[str, str] = {
     "json": "reports.formats.json_format:FORMAT",
     "terminal": "reports.formats.terminal_format:FORMAT",
+    "ocsf": "reports.formats.ocsf:FORMAT",
+    "csv": "reports.formats.csv_format:FORMAT",
+    "junit": "reports.formats.junit:FORMAT",
+    "markdown": "reports.formats.markdown:FORMAT",
 }
 
 
