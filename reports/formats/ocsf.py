@@ -36,6 +36,7 @@ CATEGORY_UID = 2  # Findings
 ACTIVITY_CREATE = 1
 #: finding_info.uid = uuid5(this, "check\ntarget"): fixed forever, or every consumer sees new findings.
 FINDING_NAMESPACE = uuid.UUID("6d616d6f-7275-5f6f-6373-665f66696e64")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @functools.cache
@@ -56,7 +57,7 @@ def _ms(stamp: str) -> int | None:
         return None
     if t.tzinfo is None:  # mamoru writes UTC ("Z"); a naive stamp is read as UTC rather than local time
         t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp() * 1000)
+    return (t - _EPOCH) // dt.timedelta(milliseconds=1)  # exact: no float rounding of .441 s
 
 
 def os_type(os_name: str) -> dict[str, Any]:
