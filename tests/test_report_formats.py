@@ -221,6 +221,18 @@ def test_ocsf_waivers_and_hostile_text(fleet: Report, ocsf_validator: Any) -> No
     assert lone["evidences"][0]["data"]["value"] == HOSTILE[-1]  # escaped in JSON, not lost
 
 
+def test_ocsf_a_network_target_is_a_resource_not_a_device(fleet: Report, ocsf_validator: Any) -> None:
+    """A network sweep or Wi-Fi survey is no machine: no host-profile device is claimed for it."""
+    r = copy.deepcopy(fleet)
+    r.targets[0].kind, r.targets[0].os = "network", "IPv4 network"
+    events = ocsf_events(render(r, "ocsf"))
+    for ev in events:
+        assert_valid(ocsf_validator, ev)
+    net = [e for e in events if e["resources"][0]["uid"] == r.targets[0].id]
+    assert net and all("device" not in e and e["resources"][0]["type"] == "network" for e in net)
+    assert all("hostname" not in e["resources"][0] for e in net)
+
+
 # -- CSV -------------------------------------------------------------------------------------------------
 
 
@@ -274,6 +286,11 @@ def test_csv_survives_hostile_text(fleet: Report) -> None:
     assert len(rows) == len(fleet.findings) + 1
     assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
     assert any("\\udcff" in cell for row in rows for cell in row)  # the lone surrogate shown, not a crash
+    r = copy.deepcopy(fleet)
+    r.findings[0].evidence = {"lines": ["y" * 1000] * 100}
+    rows = read_csv(render(r, "csv"))
+    cell = rows[1][rows[0].index("証跡")]
+    assert len(cell) == 32767 and cell.endswith("全文は JSON レポートにあります）")
 
 
 # -- JUnit -----------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 Cells hold host data (hostnames, file contents, evidence): a cell that starts with ``= + - @``, a tab or a
 carriage return (or their full-width forms, which Japanese input turns into formulas) is made text with a
 leading apostrophe, as OWASP's CSV-injection advice says, so a crafted hostname cannot become a formula.
-Expected value and evidence are compact JSON. Rows in the report's order; column headings in ``--lang``.
+Expected value and evidence are compact JSON; a cell longer than Excel keeps (32,767 characters) is cut and
+says so. Rows in the report's order; column headings in ``--lang``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ COLUMNS = ("target", "hostname", "os", "check", "guideline", "status", "severity
 #: What spreadsheet programs start a formula (or DDE) with; the full-width forms too.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Excel keeps at most 32,767 characters in a cell; a longer one would be cut where Excel chooses, silently.
+EXCEL_CELL_MAX = 32767
 
 
 def neutralise(cell: str) -> str:
@@ -34,6 +37,13 @@ def neutralise(cell: str) -> str:
     if cell.startswith(FORMULA_START):
         return "'" + cell
     return cell
+
+
+def fit(cell: str, marker: str) -> str:
+    """A cell Excel keeps whole: a longer one cut, saying so (the JSON report has all of it)."""
+    if len(cell) <= EXCEL_CELL_MAX:
+        return cell
+    return cell[: EXCEL_CELL_MAX - len(marker)] + marker
 
 
 def compact(value: Any) -> str:
@@ -77,7 +87,7 @@ class CsvFormat:
                 "waiver_expires": waiver["expires"],
                 "waiver_source": waiver["source"],
             }
-            writer.writerow([neutralise(row[c]) for c in COLUMNS])
+            writer.writerow([fit(neutralise(row[c]), w["cut"]) for c in COLUMNS])
         return out.getvalue().encode("utf-8-sig")
 
 
