@@ -25,6 +25,7 @@ import pytest
 from reports.formats import RenderContext, get
 from reports.load import load_report
 from reports.model import Finding, Report
+from reports.signature_status import SignatureInfo
 from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,6 +217,11 @@ def test_ocsf_waivers_and_hostile_text(fleet: Report, ocsf_validator: Any) -> No
     for ev in by_state.values():
         assert ev["compliance"]["status_id"] == 3  # the facts still say fail
     assert by_state["valid"]["unmapped"]["waiver"]["approver"] == "部長 <boss@example.jp>"
+    assert all("signature" not in e["unmapped"] for e in events)  # not checked: nothing claimed
+    sig = SignatureInfo(status="invalid", fingerprint="SHA256:x")
+    for ev in ocsf_events(render(r, "ocsf", signature=sig)):
+        assert_valid(ocsf_validator, ev)
+        assert ev["unmapped"]["signature"] == {"status": "invalid", "fingerprint": "SHA256:x"}
     assert all(e["status_id"] == 1 for e in events if "waiver" not in e["unmapped"])
     lone = next(e for e in events if "surrogate" in e["message"])
     assert lone["evidences"][0]["data"]["value"] == HOSTILE[-1]  # escaped in JSON, not lost
@@ -315,6 +321,8 @@ def test_junit_of_a_real_fleet_is_valid_and_counts(fleet: Report, junit_schema: 
     assert len(root.findall("testsuite/testcase/error")) == status["error"] == int(root.get("errors", ""))
     assert len(root.findall("testsuite/testcase/skipped")) == status["not_applicable"] + status["manual"]
     for suite in suites:
+        props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+        assert props["signature"] == "unchecked" and props["run"] == fleet.run.id
         assert int(suite.get("tests", "")) == len(suite.findall("testcase"))
         assert int(suite.get("failures", "")) == len(suite.findall("testcase/failure"))
     f = next(f for f in fleet.findings if f.status == "fail")
@@ -377,11 +385,15 @@ def test_markdown_summary_failures_and_findings(fleet: Report) -> None:
     waived = next(f for f in r.findings if f.status == "fail" and f.severity == "critical")
     waived.waiver = {"reason": "承認済み", "approver": "部長", "expires": "2099-03-31", "state": "valid",
                      "source": "w.yaml:1"}
-    data = render(r, "markdown", source="report.json")
+    assert "確認していません" in render(r, "markdown").decode("utf-8")  # signature not checked: said so
+    sig = SignatureInfo(status="verified", fingerprint="SHA256:ab_c+d/e", principals=("auditor@example.jp",))
+    data = render(r, "markdown", source="report_2026.json", signature=sig)
     text = data.decode("utf-8")
     html = md_html(data)
     assert text.startswith("# 個人データ安全管理措置 点検報告")
-    assert "確認していません" in text  # the signature, as checked now: not checked here
+    shown = html_text(html)
+    assert "report_2026.json" in shown and "検証済み" in shown and "SHA256:ab_c+d/e" in shown
+    assert "auditor@example.jp" in shown
     heads = re.findall(r"^## (.+)$", text, re.M)
     assert heads == ["集計", "対象一覧", "対策が必要な項目", "全ての結果"]
     fails = [f for f in r.findings if f.status == "fail"]
@@ -392,7 +404,6 @@ def test_markdown_summary_failures_and_findings(fleet: Report) -> None:
     assert unwaived == sorted(unwaived)  # by severity, the waived one last
     assert waived.check in fail_heads[-1] and "緊急" in fail_heads[-1]
     assert "有効：承認済み（承認者 部長、期限 2099-03-31）" in text
-    shown = html_text(html)
     for f in fails:
         assert f.remediation["ja"] in shown and f.message["ja"] in shown
     assert html.count("<tr>") == 2 + (1 + len(r.summary()["by_guideline"])) + (1 + len(r.targets)) + \

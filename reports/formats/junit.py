@@ -83,14 +83,18 @@ def _testcase(suite: ET.Element, f: Finding, lang: str, w: dict[str, Any]) -> st
 
 
 def _suite(parent: ET.Element, report: Report, t: TargetRecord | None, target_id: str, findings: list[Finding],
-           lang: str, w: dict[str, Any]) -> dict[str, int]:
+           ctx: RenderContext, w: dict[str, Any]) -> dict[str, int]:
+    lang = ctx.lang
     suite = ET.SubElement(parent, "testsuite", name=xml_text(target_id), timestamp=report.run.started)
     if t is not None and t.hostname:
         suite.set("hostname", xml_text(t.hostname))
     props = ET.SubElement(suite, "properties")
     values = {"run": report.run.id, "tool_version": report.run.tool.get("version", ""),
               "policy": report.run.policy.get("name", ""), "policy_sha256": report.run.policy.get("sha256", ""),
-              "os": t.os if t else "", "target_status": t.status if t else ""}
+              "os": t.os if t else "", "target_status": t.status if t else "",
+              # as ``mamoru report`` checked it now: the report never vouches for itself
+              "signature": ctx.signature.status if ctx.signature else "unchecked",
+              "signature_key": (ctx.signature.fingerprint or "") if ctx.signature else ""}
     for name, value in values.items():
         ET.SubElement(props, "property", name=name, value=xml_text(value))
     counts = {"tests": 0, "failure": 0, "error": 0, "skipped": 0, "pass": 0}
@@ -125,7 +129,7 @@ class JunitFormat:
         targets = {t.id: t for t in report.targets}
         total = {"tests": 0, "failure": 0, "error": 0}
         for target_id, findings in by_target.items():
-            counts = _suite(root, report, targets.get(target_id), target_id, findings, ctx.lang, w)
+            counts = _suite(root, report, targets.get(target_id), target_id, findings, ctx, w)
             for k in total:
                 total[k] += counts[k]
         root.set("tests", str(total["tests"]))

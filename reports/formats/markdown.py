@@ -24,10 +24,12 @@ from reports.model import STATUSES, Finding, Report
 from reports.safe_text import printable
 
 #: Punctuation that means something inside a line of GitHub Markdown (emphasis, code, links, images, table
-#: cells, strikethrough, math ``$``, autolinks ``http:``); CommonMark lets any ASCII punctuation be
-#: backslash-escaped. Not ``&`` and ``;``: the HTML escaping before it writes entities with them. Line-start
-#: syntax (``#``, ``-``, ``1.``, ``>``) cannot arise: host text never starts a line here (a newline is ``<br>``).
-_MD_META = re.compile(r"([\\`*_{}\[\]()!|~<>:$])")
+#: cells, strikethrough, math ``$``; the ``<`` of ``<http://…>`` autolinks is an entity by then). CommonMark
+#: lets any ASCII punctuation be backslash-escaped. Not ``&`` and ``;``: the HTML escaping before it writes
+#: entities with them. Line-start syntax (``#``, ``-``, ``1.``, ``>``) cannot arise: host text never starts a
+#: line here (a newline is ``<br>``). A bare ``http://…`` in host text may still be shown as a link by GitHub,
+#: to exactly the address shown.
+_MD_META = re.compile(r"([\\`*_{}\[\]()!|~<>$])")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
@@ -63,11 +65,11 @@ def _cover(report: Report, ctx: RenderContext, w: dict[str, Any]) -> list[str]:
     sig = ctx.signature
     sig_text = w["signature_status"][sig.status if sig is not None else "unchecked"]
     if sig is not None and sig.fingerprint:
-        sig_text += f" (`{md(sig.fingerprint)}`"
+        sig_text += f" ({md(sig.fingerprint)}"
         sig_text += f", {', '.join(md(p) for p in sig.principals)})" if sig.principals else ")"
     lines = [f"# {w['report_title']}", ""]
     if ctx.source:
-        lines += [f"`{md(ctx.source)}`", ""]
+        lines += [md(ctx.source), ""]
     lines += [
         f"- **{w['run']}**: {md(run.id)}",
         f"- **{w['period']}**: {md(run.started)} – {md(run.finished)}",

@@ -12,7 +12,8 @@ for the consumer: 1 New, or 3 Suppressed for a failure under a waiver in force (
 waiver itself is in ``unmapped.waiver`` whatever its state. ``finding_info.uid`` is a UUID made from check
 and target id only, so the same finding on the same target keeps its uid across runs; ``metadata.uid`` is
 per event. Evidence (already redacted at scan time) goes in ``evidences[].data``; the expected value, the
-policy and the target's scan state in ``unmapped``. Validated in tests against the pinned class schema in
+policy, the target's scan state and the signature status (as checked by ``mamoru report`` now) in
+``unmapped``. Validated in tests against the pinned class schema in
 ``reports/schema/ocsf/``.
 """
 
@@ -92,7 +93,8 @@ def _resource(t: TargetRecord | None, target_id: str) -> dict[str, Any]:
     return res
 
 
-def event(report: Report, f: Finding, target: TargetRecord | None, lang: str) -> dict[str, Any]:
+def event(report: Report, f: Finding, target: TargetRecord | None, lang: str,
+          signature: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Compliance Finding event of one finding."""
     m = mapping()
     run = report.run
@@ -160,12 +162,18 @@ def event(report: Report, f: Finding, target: TargetRecord | None, lang: str) ->
         ev["evidences"] = [{"name": "evidence", "data": f.evidence}]
     if f.waiver is not None:
         ev["unmapped"]["waiver"] = dict(f.waiver)
+    if signature is not None:
+        ev["unmapped"]["signature"] = signature
     return ev
 
 
-def events(report: Report, lang: str) -> list[dict[str, Any]]:
+def events(report: Report, ctx: RenderContext) -> list[dict[str, Any]]:
     targets = {t.id: t for t in report.targets}
-    return [event(report, f, targets.get(f.target), lang) for f in report.findings]
+    sig = ctx.signature
+    # as ``mamoru report`` checked the report's .sig now, not what the report says of itself
+    signature = None if sig is None else {k: v for k, v in (("status", sig.status), ("fingerprint", sig.fingerprint),
+                                                              ("principals", list(sig.principals))) if v}
+    return [event(report, f, targets.get(f.target), ctx.lang, signature) for f in report.findings]
 
 
 def _line(ev: dict[str, Any]) -> bytes:
@@ -181,7 +189,7 @@ class OcsfFormat:
     media_type = "application/x-ndjson"
 
     def render(self, report: Report, ctx: RenderContext) -> bytes:
-        return b"".join(_line(ev) for ev in events(report, ctx.lang))
+        return b"".join(_line(ev) for ev in events(report, ctx))
 
 
 FORMAT = OcsfFormat()
