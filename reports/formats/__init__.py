@@ -22,6 +22,10 @@ FORMATS: dict[str, str] = {
     "json": "reports.formats.json_format:FORMAT",
     "terminal": "reports.formats.terminal_format:FORMAT",
     "html": "reports.formats.html:FORMAT",
+    "ocsf": "reports.formats.ocsf:FORMAT",
+    "csv": "reports.formats.csv_format:FORMAT",
+    "junit": "reports.formats.junit:FORMAT",
+    "markdown": "reports.formats.markdown:FORMAT",
 }
 
 
