@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from agent.cli.common import lang_option
+from agent.cli.organisation_opts import organisation_options, plan_organisation
 
 
 @click.command("evaluate")
@@ -28,9 +29,11 @@ from agent.cli.common import lang_option
 @click.option("--sign-key", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Ed25519 OpenSSH private key: also write OUTPUT.sig, checkable with ssh-keygen -Y verify.")
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
+@organisation_options
 @lang_option
 def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str | None, check_ids: tuple[str, ...],
-             guideline: tuple[str, ...], scope: str, sign_key: str | None, quiet: bool, lang: str) -> int:
+             guideline: tuple[str, ...], scope: str, sign_key: str | None, quiet: bool, lang: str,
+             answers_path: str | None = None, no_organisation: bool = False) -> int:
     """Judge evidence bundles (from mamoru collect) against a policy and report the findings in one report."""
     from agent.cli.keygen_cmd import load_key_for_cli
     from agent.cli.pipeline import judge_and_deliver
@@ -42,6 +45,8 @@ def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str
     check_unique(items)
     policy = load_policy(policy_path)
     chosen = select_checks(ids=check_ids, guideline=guideline)
+    organisation = plan_organisation(answers_path=answers_path, no_organisation=no_organisation,
+                                     check_ids=check_ids, guideline=guideline, items=items)
     if output is not None:  # what could not be written at the end is refused now (exit 2)
         from reports.atomic import check_writable_output
 
@@ -50,4 +55,4 @@ def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str
         raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
     key = load_key_for_cli(sign_key) if sign_key is not None else None
     return judge_and_deliver(items, checks=chosen, policy=policy, collectors=[], workers=1, output=output,
-                             scope=scope, key=key, quiet=quiet, lang=lang)
+                             scope=scope, key=key, quiet=quiet, lang=lang, organisation=organisation)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "agent.cli.evaluate_cmd:evaluate",
     "schedule": "agent.cli.schedule_cmd:schedule",
     "report": "agent.cli.report_cmd:report",
+    "answers": "agent.cli.answers_cmd:answers_group",
 }
 
 
