@@ -234,6 +234,10 @@ BAD: list[tuple[str, str, int, str]] = [
     ("unknown answer", "answers:\n  - item: OR-01\n    answer: maybe\n", 3, "accepted values"),
     ("unknown key", "answers:\n  - item: OR-01\n    answr: yes\n", 3, "answr"),
     ("alias", "answers:\n  - &a {item: OR-01}\n  - *a\n", 3, "alias"),
+    ("password in a URL", "answers:\n  - item: OR-01\n    answer:\n    evidence: https://taro:Hunter2@nas.local/x\n",
+     4, "URL with a password"),
+    ("terminal escape", "answers:\n  - item: OR-01\n    answer:\n    answered_by: \"\\x1b[2J佐藤\"\n", 4,
+     "control characters"),
 ]
 
 
@@ -246,6 +250,7 @@ def test_malformed_answers_exit_2_with_file_and_line(run_cli: RunCli, tmp_path: 
                               "--lang", "en")
     assert rc == 2 and doc is None
     assert f"{path}:{line}" in err and says in err, err
+    assert "Hunter2" not in err
     with pytest.raises(ConfigError):
         load_answers(path)
 
@@ -287,3 +292,35 @@ def test_every_question_is_well_formed() -> None:
         assert item in covered, item
     for q in qs.values():
         assert q.question.en.endswith("?") and q.question.ja.endswith("か。"), q.id
+
+
+def test_a_target_named_organisation_is_refused(run_cli: RunCli, tmp_path: Path) -> None:
+    bundle = tmp_path / "pc.mamoru"
+    rc, _, _, err = run_cli("collect", "--target", f"rootfs:{HARDENED}", "--name", "organisation",
+                            "--output", str(bundle), "--quiet", report=False)
+    assert rc == 0, err
+    rc, doc, _, err = run_cli("evaluate", str(bundle), "--output", str(tmp_path / "r.json"), "--quiet")
+    assert rc == 2 and doc is None and "--no-organisation" in err
+    rc, doc, _, err = run_cli("evaluate", str(bundle), "--output", str(tmp_path / "r.json"), "--quiet",
+                              "--no-organisation")
+    assert doc is not None and [t["id"] for t in doc["targets"]] == ["organisation"]
+    assert doc["targets"][0]["kind"] == "rootfs"
+
+
+def test_organisation_messages_are_japanese_in_japanese(run_cli: RunCli, tmp_path: Path) -> None:
+    from tests.test_messages_i18n import english_runs
+
+    answers = tmp_path / "answers.yaml"
+    text = fill(template(run_cli, "ja"), only={"OR-01", "OR-02"})
+    text = fill(text, answer="no", only={"OR-03"})
+    text = fill(text, answer="partly", only={"OR-04"})
+    text = fill(text, at="2020-01-01", until="2020-12-31", only={"OR-05"})
+    answers.write_text(text, "utf-8")
+    _, doc, _ = scan(run_cli, "--answers", str(answers))
+    statuses = {f["check"]: f["status"] for f in org(doc)}
+    assert [statuses[q] for q in ("OR-01", "OR-03", "OR-04", "OR-05", "OR-06")] == \
+        ["pass", "fail", "fail", "manual", "manual"]
+    for f in org(doc):
+        for field in ("title", "message", "remediation"):
+            assert not english_runs(f[field]["ja"]), (f["check"], field, f[field]["ja"])
+            assert "{" not in f[field]["ja"] and "{" not in f[field]["en"]

@@ -12,6 +12,7 @@ questionnaire loads as it is); an answered one needs who, when and until when, a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,13 @@ from checks.organisation import Answer, AnswerValue, questions, tokyo_today
 
 #: YAML 1.1 reads an unquoted yes/no as true/false; the answer is the word the person wrote.
 _WORDS: dict[Any, AnswerValue] = {True: "yes", False: "no", "yes": "yes", "no": "no", "partly": "partly"}
+
+
+#: Characters a name or an evidence reference never needs, which would act on a terminal (escape sequences).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: A URL that carries a password (``https://user:secret@host/``): the report is handed over, the password
+#: would go with it.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@")
 
 
 def answers_schema() -> dict[str, Any]:
@@ -50,6 +58,7 @@ def load_answers(path: str | Path, *, today: dt.date | None = None) -> dict[str,
             raise ConfigError(f"{source}:{line}: answers.{i}.item: {item} is answered twice "
                               f"(first at line {lines[item]})")
         lines[item] = line
+        _plain_text(entry, source, node, i)
         if entry.get("answer") is None:
             continue  # left blank: the question stays open
         at = _date(entry["answered_at"], source, node, i, "answered_at")
@@ -71,3 +80,18 @@ def _date(text: str, source: str, node: yaml.Node | None, i: int, key: str) -> d
     except ValueError:
         line = line_of(node, ["answers", i, key])
         raise ConfigError(f"{source}:{line}: answers.{i}.{key}: not a calendar date (YYYY-MM-DD)") from None
+
+
+def _plain_text(entry: dict[str, Any], source: str, node: yaml.Node | None, i: int) -> None:
+    """Names and evidence references go into a signed report that is handed over: plain text only, and no
+    password inside a URL. The value is never quoted back (it may be the secret)."""
+    for key in ("evidence", "answered_by"):
+        value = entry.get(key)
+        if not isinstance(value, str):
+            continue
+        where = f"{source}:{line_of(node, ['answers', i, key])}: answers.{i}.{key}"
+        if _CONTROL.search(value):
+            raise ConfigError(f"{where}: holds control characters; write plain text")
+        if _URL_PASSWORD.search(value):
+            raise ConfigError(f"{where}: a URL with a password in it; the report is handed over, so leave the "
+                              "password out")
