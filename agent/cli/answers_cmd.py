@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from agent.cli.common import lang_option
+from agent.cli.common import default_lang
 
 
 @click.group("answers")
@@ -18,7 +18,9 @@ def answers_group() -> None:
 
 
 @answers_group.command("template")
-@lang_option
+@click.option("--lang", type=click.Choice(["ja", "en"]), default=default_lang,
+              show_default="from $MAMORU_LANG or the locale",
+              help="Language of the questions and instructions (the keys and values stay as the loader reads them).")
 def template(lang: str) -> None:
     """Write the questionnaire (an answers file to fill in) to standard output."""
     click.echo(render_template(lang), nl=False)
