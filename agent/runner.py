@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import agent
 from agent.config.policy import Policy
@@ -29,6 +29,9 @@ from agent.targets.base import Target, TargetError
 from checks.base import Check, FactSet, Status, Text, common_texts, explain
 from collectors.base import Collector, CollectorError
 from reports.model import Finding, Report, RunInfo, TargetRecord
+
+if TYPE_CHECKING:
+    from checks.organisation import Organisation
 
 
 def now_iso() -> str:
@@ -311,11 +314,17 @@ def operator() -> dict[str, str]:
 
 def build_report(*, run_id: str, started: str, target_facts: Sequence[TargetFacts], checks: Sequence[Check],
                  policy: Policy, scope: str = "", partial: bool = False,
-                 policy_for: Callable[[TargetFacts], Policy] | None = None) -> Report:
-    """``policy_for`` gives a target its own policy (the inventory's per-target overrides laid over ``policy``)."""
+                 policy_for: Callable[[TargetFacts], Policy] | None = None,
+                 organisation: Organisation | None = None) -> Report:
+    """``policy_for`` gives a target its own policy (the inventory's per-target overrides laid over ``policy``);
+    ``organisation`` adds the one organisation target and its questions (``checks.organisation``)."""
     findings: list[Finding] = []
     for tf in target_facts:
         findings.extend(evaluate_target(tf, checks, policy_for(tf) if policy_for else policy))
+    records = [target_record(tf, checks) for tf in target_facts]
+    if organisation is not None and organisation.questions:
+        records.append(organisation.record())
+        findings.extend(organisation.findings())
     return Report(
         run=RunInfo(
             id=run_id,
@@ -327,7 +336,7 @@ def build_report(*, run_id: str, started: str, target_facts: Sequence[TargetFact
             scope=scope,
             partial=partial,
         ),
-        targets=[target_record(tf, checks) for tf in target_facts],
+        targets=records,
         findings=findings,
     )
 

@@ -288,12 +288,17 @@ def _iface_evidence(iface: dict[str, Any], policy: Policy) -> dict[str, Any]:
 
 @check("WL-01", needs=("access_point",))
 def WL_01(facts: FactSet, policy: Policy) -> Verdict:
+    # No AP configuration here (a PC, the air): this target is no access point it can judge. Whether the
+    # office's APs filter by MAC is then a question for the organisation (OR-16), asked once per report
+    # rather than on every host (issue 13).
     if not facts.has("access_point"):
-        return Verdict(status=Status.MANUAL, message="manual", evidence={"reason": "no access-point configuration "
-                                                                                   "can be read from this target"})
+        return Verdict(status=Status.NOT_APPLICABLE, message="no_ap_config",
+                       evidence={"reason": "no access-point configuration can be read from this target",
+                                 "asked_of_organisation": "OR-16"})
     ap = facts.need("access_point")
     if not ap["found"]:
-        return Verdict(status=Status.MANUAL, message="manual", evidence={"tried": ap.get("tried", [])})
+        return Verdict(status=Status.NOT_APPLICABLE, message="no_ap_config",
+                       evidence={"tried": ap.get("tried", []), "asked_of_organisation": "OR-16"})
     book = ledger(policy)
     aps = [i for i in ap["interfaces"] if i["mode"] == "ap" and not i["disabled"]]
     evidence = {"vendor": ap["vendor"], "source": ap["source"], "ledger_size": len(book),

@@ -53,6 +53,10 @@ class Finding:
     #: ``{"reason", "approver", "expires" (YYYY-MM-DD), "state" (valid | expiring | expired), "source"
     #: (file:line)}``. The status stays what the facts say; only ``exit_code`` reads ``state``.
     waiver: dict[str, Any] | None = None
+    #: A person's declaration behind this finding (an organisation question answered with ``--answers``):
+    #: ``{"by", "at" (YYYY-MM-DD), "evidence", "valid_until" (YYYY-MM-DD), "source" (file:line)}``; None for
+    #: every machine result. A finding that carries one was never judged by mamoru.
+    attestation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,9 +96,12 @@ class Report:
             by_status[f.status] += 1
             for item in f.guideline:
                 by_item.setdefault(item, Counter({s: 0 for s in STATUSES}))[f.status] += 1
+        from reports.coverage import coverage
+
         return {
             "by_status": dict(by_status),
             "by_guideline": {k: dict(v) for k, v in sorted(by_item.items())},
+            "coverage": coverage(self.findings, self.targets),
         }
 
     @classmethod

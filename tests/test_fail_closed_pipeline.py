@@ -51,7 +51,7 @@ def test_a_windows_image_of_damaged_hives_is_recognised_and_never_passes(run_cli
     can tell: every Windows check ``error``, exit 3 (before Windows support it was platform_unknown)."""
     root = make_rootfs({"/Windows/System32/config/SAM": b"regf\0\0\0\0",
                         "/Windows/System32/config/SYSTEM": b"regf\0\0\0\0", "/Users/tanaka/NTUSER.DAT": b"regf"})
-    rc, doc, _, err = run_cli("scan", "--target", f"rootfs:{root}", "--quiet")
+    rc, doc, _, err = run_cli("scan", "--target", f"rootfs:{root}", "--quiet", "--no-organisation")
     assert rc == 3, err
     judged = [f for f in doc["findings"] if f["status"] != "not_applicable"]
     assert judged and {f["status"] for f in judged} == {"error"}
@@ -61,7 +61,7 @@ def test_a_windows_image_of_damaged_hives_is_recognised_and_never_passes(run_cli
 def test_an_unrecognised_target_is_an_error_not_a_clean_bill(run_cli: RunCli, make_rootfs: Callable[..., Path],
                                                              layout: dict[str, bytes]) -> None:
     root = make_rootfs(layout)
-    rc, doc, _, err = run_cli("scan", "--target", f"rootfs:{root}", "--quiet")
+    rc, doc, _, err = run_cli("scan", "--target", f"rootfs:{root}", "--quiet", "--no-organisation")
     assert rc == 3, err
     [target] = doc["targets"]
     assert (target["status"], target["reason"]) == ("error", "platform_unknown")
@@ -118,7 +118,8 @@ def test_collecting_an_unrecognised_target_says_so_and_evaluate_agrees(run_cli: 
     bundle = tmp_path / "empty.bundle.json"
     rc, _, _, err = run_cli("collect", "--target", f"rootfs:{empty}", "--output", str(bundle))
     assert rc == 3 and "platform_unknown" in err
-    rc, doc, _, err = run_cli("evaluate", str(bundle), "--output", str(tmp_path / "r.json"), "--quiet")
+    rc, doc, _, err = run_cli("evaluate", str(bundle), "--output", str(tmp_path / "r.json"), "--quiet",
+                              "--no-organisation")
     assert rc == 3, err
     assert doc["targets"][0]["reason"] == "platform_unknown"
     assert {f["status"] for f in doc["findings"]} == {"error"}
@@ -276,11 +277,13 @@ def test_bundles_of_several_pcs_make_one_report(run_cli: RunCli, tmp_path: Path)
         rc, _, _, err = run_cli("collect", "--target", f"rootfs:{root}", "--name", name, "--output", str(bundle))
         assert rc == 0, err
         bundles.append(str(bundle))
-    rc, doc, _, err = run_cli("evaluate", *bundles, "--output", str(tmp_path / "office.json"), "--quiet")
+    rc, doc, _, err = run_cli("evaluate", *bundles, "--output", str(tmp_path / "office.json"), "--quiet",
+                              "--no-organisation")
     assert rc == 1, err  # the reception PC fails checks
     assert [t["id"] for t in doc["targets"]] == list(pcs)
     # …the same findings as one scan of both machines under those names would give.
-    _, scanned, _, _ = run_cli("scan", "--target", f"rootfs:{WEAK}", "--target", f"rootfs:{HARDENED}", "--quiet")
+    _, scanned, _, _ = run_cli("scan", "--target", f"rootfs:{WEAK}", "--target", f"rootfs:{HARDENED}", "--quiet",
+                               "--no-organisation")
     renamed = {f"rootfs:{root}": name for name, root in pcs.items()}
     for f in scanned["findings"]:
         f["target"] = renamed[f["target"]]

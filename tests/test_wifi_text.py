@@ -179,6 +179,8 @@ def test_cli_wifi_without_radio_reports_error(run_cli: Any, monkeypatch: pytest.
     assert doc is not None
     assert finding(doc, "WL-03")["status"] == "error"
     assert finding(doc, "TX-01")["status"] == "error"
-    assert finding(doc, "WL-01")["status"] == "manual"  # the air says nothing about MAC filters: a person must
+    # The air says nothing about MAC filters: a person must answer, once, as the organisation (OR-16).
+    assert finding(doc, "WL-01")["status"] == "not_applicable"
+    assert finding(doc, "OR-16", "organisation")["status"] == "manual"
     assert doc["targets"][0]["kind"] == "wifi"
 

@@ -14,6 +14,7 @@ import click
 
 from agent.cli.common import lang_option
 from agent.cli.delivery import verbose_option
+from agent.cli.organisation_opts import organisation_options, plan_organisation
 
 
 @click.command("evaluate")
@@ -33,10 +34,11 @@ from agent.cli.delivery import verbose_option
               help="Ed25519 OpenSSH private key: also write OUTPUT.sig, checkable with ssh-keygen -Y verify.")
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
 @verbose_option
+@organisation_options
 @lang_option
 def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str | None, check_ids: tuple[str, ...],
              guideline: tuple[str, ...], scope: str, sign_key: str | None, quiet: bool, lang: str,
-             waivers_path: str | None = None) -> int:
+             waivers_path: str | None = None, answers_path: str | None = None, no_organisation: bool = False) -> int:
     """Judge evidence bundles (from mamoru collect) against a policy and report the findings in one report."""
     from agent.cli.keygen_cmd import load_key_for_cli
     from agent.cli.pipeline import judge_and_deliver
@@ -50,6 +52,8 @@ def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str
     policy = load_policy(policy_path)
     waivers = load_waivers(waivers_path) if waivers_path is not None else []  # a bad file is exit 2 before any work
     chosen = select_checks(ids=check_ids, guideline=guideline)
+    organisation = plan_organisation(answers_path=answers_path, no_organisation=no_organisation,
+                                     check_ids=check_ids, guideline=guideline, items=items)
     if output is not None:  # what could not be written at the end is refused now (exit 2)
         from reports.atomic import check_writable_output
 
@@ -58,4 +62,5 @@ def evaluate(bundle_paths: tuple[str, ...], policy_path: str | None, output: str
         raise click.UsageError("--sign-key needs --output: the signature is written beside the report file")
     key = load_key_for_cli(sign_key) if sign_key is not None else None
     return judge_and_deliver(items, checks=chosen, policy=policy, collectors=[], workers=1, output=output,
-                             scope=scope, key=key, quiet=quiet, lang=lang, waivers=waivers)
+                             scope=scope, key=key, quiet=quiet, lang=lang, waivers=waivers,
+                             organisation=organisation)

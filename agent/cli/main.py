@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "schedule": "agent.cli.schedule_cmd:schedule",
     "report": "agent.cli.report_cmd:report",
     "diff": "agent.cli.diff_cmd:diff",
+    "answers": "agent.cli.answers_cmd:answers_group",
 }
 
 

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from agent.config.waivers import Waiver
     from agent.fleet import Job, Saved
     from checks.base import Check
+    from checks.organisation import Organisation
     from collectors.base import Collector
 
 
 def judge_and_deliver(items: Sequence[Job | Saved], *, checks: Sequence[Check], policy: Policy,
                       collectors: Sequence[Collector], workers: int, output: str | None, scope: str, key: Any,
-                      quiet: bool, lang: str, waivers: Sequence[Waiver] = ()) -> int:
+                      quiet: bool, lang: str, waivers: Sequence[Waiver] = (),
+                      organisation: Organisation | None = None) -> int:
     """Collect what must be collected, judge every target, write (and sign) the report, show it.
 
     ``items`` come from ``agent.fleet.plan`` (or ``saved_targets``). Returns the exit code, which depends on
@@ -40,7 +42,7 @@ def judge_and_deliver(items: Sequence[Job | Saved], *, checks: Sequence[Check], 
     fleet = run_fleet(items, collectors, workers=workers, policy=policy, quiet=quiet)
     report = build_report(run_id=run_id, started=started, target_facts=fleet.facts, checks=checks, policy=policy,
                           scope=scope or (str(Path(output).resolve().parent) if output else ""),
-                          partial=fleet.partial, policy_for=fleet.policy_for(policy))
+                          partial=fleet.partial, policy_for=fleet.policy_for(policy), organisation=organisation)
     waiver_notes = []
     if waivers:  # before the report is written and signed: a waiver is part of what it says
         from agent.config.waivers import apply_waivers

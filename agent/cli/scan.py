@@ -8,6 +8,7 @@ import click
 
 from agent.cli.common import lang_option
 from agent.cli.delivery import verbose_option
+from agent.cli.organisation_opts import organisation_options, plan_organisation
 from agent.cli.remote_options import plan_targets, remote_options
 
 
@@ -44,12 +45,13 @@ from agent.cli.remote_options import plan_targets, remote_options
               help="Also run active tests that act on the target (AV-05 feeds the EICAR test string to the "
                    "anti-malware engine). Off by default: a scan only reads.")
 @remote_options
+@organisation_options
 @lang_option
 def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, check_ids: tuple[str, ...],
          guideline: tuple[str, ...], workers: int, scope: str, quiet: bool, lang: str,
          active_tests: bool = False, sign_key: str | None = None, networks: tuple[str, ...] = (),
          wifi: bool = False, wifi_captures: tuple[str, ...] = (), waivers_path: str | None = None,
-         **remote: Any) -> int:
+         answers_path: str | None = None, no_organisation: bool = False, **remote: Any) -> int:
     """Audit targets against the policy and report the findings."""
     from agent.cli.pipeline import judge_and_deliver
     from agent.config.policy import load_policy
@@ -65,6 +67,8 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
     waivers = load_waivers(waivers_path) if waivers_path is not None else []  # a bad file is exit 2 before any work
     check_specs(targets, policy)  # a network outside network.scope is refused before any packet (exit 2)
     chosen = select_checks(ids=check_ids, guideline=guideline)
+    organisation = plan_organisation(answers_path=answers_path, no_organisation=no_organisation,
+                                     check_ids=check_ids, guideline=guideline, items=items)
     if output is not None:  # what could not be written at the end is refused now (exit 2), not after the scan
         from reports.atomic import check_writable_output
 
@@ -78,4 +82,5 @@ def scan(targets: tuple[str, ...], policy_path: str | None, output: str | None, 
         key = load_key_for_cli(sign_key)
     wanted = needed_collectors(chosen, collectors(n for c in chosen for n in c.needs), active=active_tests)
     return judge_and_deliver(items, checks=chosen, policy=policy, collectors=wanted, workers=workers, output=output,
-                             scope=scope, key=key, quiet=quiet, lang=lang, waivers=waivers)
+                             scope=scope, key=key, quiet=quiet, lang=lang, waivers=waivers,
+                             organisation=organisation)
