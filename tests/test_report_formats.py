@@ -53,7 +53,7 @@ HOSTILE = [
 def _scan(out: Path, *targets: str) -> Report:
     from agent.cli.main import main
 
-    argv = ["scan", "--output", str(out), "--quiet"]
+    argv = ["scan", "--output", str(out), "--quiet", "--no-organisation"]
     for t in targets:
         argv += ["--target", t]
     assert main(argv) in (1, 3)
