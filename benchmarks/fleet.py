@@ -207,7 +207,7 @@ def run_size(n: int, *, runs: int, work: Path, client_key: Path, mamoru: list[st
         (work / "peer.sh").write_text(script)
         out = work / f"report-{n}.json"
         mamoru_argv = [*mamoru, "scan", "--inventory", str(inv), "--known-hosts", str(known), "--workers", str(n),
-                       "--output", str(out), "--quiet"]
+                       "--output", str(out), "--quiet", "--no-organisation"]  # hosts only, as the peer
         ssh = ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known}", "-o",
                "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-i", str(client_key)]
         fan = (f"{' '.join(map(shlex.quote, ssh))} -p \"$1\" {AUDITOR.name}@127.0.0.1 sudo -n sh -s "
