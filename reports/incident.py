@@ -131,7 +131,7 @@ def _finalize(value: Any) -> Any:
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("reports", "templates"),
-        autoescape=False,  # Markdown, not HTML: _finalize escapes instead
+        autoescape=False,  # noqa: S701 - Markdown, not HTML: _finalize escapes every value instead
         finalize=_finalize,
         undefined=StrictUndefined,  # a missing word is a bug, not an empty line
         trim_blocks=True,
