@@ -143,7 +143,13 @@ def _environment() -> Environment:
 
 
 def _host_names(report: Report) -> dict[str, str]:
-    return {t.id: t.hostname or t.id for t in report.targets}
+    """Target id -> how the draft names it: its host name, with the target id when two share one (two PCs
+    both called ``pc`` must not merge into one line that says "pass: pc" and "fail: pc")."""
+    from collections import Counter
+
+    seen = Counter(t.hostname for t in report.targets if t.hostname)
+    return {t.id: (t.hostname if seen[t.hostname] == 1 else f"{t.hostname} ({t.id})") if t.hostname else t.id
+            for t in report.targets}
 
 
 def _results(findings: Sequence[Finding], hosts: dict[str, str], t: dict[str, Any], sep: str,

@@ -215,3 +215,22 @@ def test_the_parts_name_real_checks_and_items_with_both_languages() -> None:
     ja, en = texts("ja"), texts("en")
     assert set(ja) == set(en) and set(ja["topic"]) == set(en["topic"]) == {tp.id for tp in topics()}
     assert len(ja["items"]) == len(en["items"]) == 9
+
+
+def test_two_hosts_of_one_name_stay_apart(tmp_path: Path, run_cli: Cli) -> None:
+    """Two PCs both called reception-pc, one encrypted and one not: the draft must not merge them."""
+    plain, enc = tmp_path / "a", tmp_path / "b"
+    for root, fstab in ((plain, "/dev/sda1 / ext4 defaults 0 1\n"),
+                        (enc, "/dev/mapper/root_crypt / ext4 defaults 0 1\n")):
+        shutil.copytree(FIXTURES / "rootfs" / "weak", root, symlinks=True)
+        (root / "etc" / "fstab").write_text(fstab)
+    (enc / "etc" / "crypttab").write_text("root_crypt UUID=abcd none luks\n")
+    out = tmp_path / "two" / "r.json"
+    out.parent.mkdir()
+    _, doc, _, _ = run_cli("scan", "--target", f"rootfs:{plain}", "--target", f"rootfs:{enc}", "--check", "PH-02",
+                           "--output", str(out), "--quiet")
+    assert doc is not None and sorted(f["status"] for f in doc["findings"]) == ["fail", "pass"]
+    row = next(line for line in part(draft(run_cli, out, "--lang", "en"), "Encryption").splitlines()
+               if line.startswith("| PH-02 |"))
+    assert f"fail: reception-pc \\(rootfs:{md(str(plain))}\\)" in row, row
+    assert f"pass: reception-pc \\(rootfs:{md(str(enc))}\\)" in row, row
