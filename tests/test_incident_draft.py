@@ -234,3 +234,11 @@ def test_two_hosts_of_one_name_stay_apart(tmp_path: Path, run_cli: Cli) -> None:
                if line.startswith("| PH-02 |"))
     assert f"fail: reception-pc \\(rootfs:{md(str(plain))}\\)" in row, row
     assert f"pass: reception-pc \\(rootfs:{md(str(enc))}\\)" in row, row
+
+
+def test_the_command_says_on_stderr_when_the_report_is_not_verified(scan: Scan, run_cli: Cli) -> None:
+    Path(str(scan.report) + ".sig").unlink()
+    rc, _, stdout, err = run_cli("incident", "draft", "--report", str(scan.report), "--lang", "en", report=False)
+    assert rc == 0 and stdout.startswith("# Breach report draft") and "UNSIGNED" in err
+    rc, _, stdout, err = run_cli("incident", "draft", "--report", str(scan.report), report=False)
+    assert rc == 0 and stdout.startswith("# 漏えい等報告 下書き") and "UNSIGNED" in err  # Japanese by default

@@ -48,4 +48,18 @@ def draft(report_path: str, allowed_signers: str | None, signature: str | None, 
         from reports.atomic import write_atomic
 
         write_atomic(output, data)
+    _tell(lang, sig.status, output)
     return 0
+
+
+def _tell(lang: str, status: str, output: str | None) -> None:
+    """On stderr, in the draft's language: where it went, and that the report is not verified when it is not."""
+    from agent.cli.common import note
+    from reports.incident import texts
+    from reports.safe_text import printable
+
+    words = texts(lang)["stderr"]
+    if output is not None:
+        note(str(words["written"]).format(path=printable(output)))
+    if status != "verified":
+        note(str(words[status]))
