@@ -180,9 +180,7 @@ def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, w
         state = words["target_status"].get(t.status, t.status)
         line = Text(overflow="fold")
         if t.kind == ORGANISATION_KIND:  # no hostname, no OS: what it has is questions
-            line.append(host_text(t.id, "bold"))
-            line.append(" ")
-            line.append(organisation_words(report.findings, t.id, words))
+            line.append(organisation_words(report.findings, t.id, words), style="bold")
         else:
             line.append(host_text(t.id, "bold"))
             line.append(" ")
