@@ -15,10 +15,16 @@ or anything worse. "Could not tell" is never fine:
 * a target that vanished (its findings are not "fixed": nobody looked) and a check that is no longer run
   on a target that is still there.
 
-Not regressions, but shown: fail → pass (``fixed``), any other status change (error → pass, pass →
-not_applicable, fail → not_applicable, …), a new failure under a waiver in force, evidence that changed
-under the same status, targets that appeared and checks that were added (their failures are listed with
-them: they are new to the comparison, not a step back on a machine).
+* a guideline item whose coverage (``summary.coverage``, ``reports/coverage.py``) got worse: covered →
+  partly → uncovered → absent, any step to the right. The report no longer vouches for as much of Art. 9 as
+  the old one did, whatever the cause — an answer lapsed, a check now ``error``, a question added and not yet
+  answered, the organisation or a check left out, or a new target whose checks could not judge the item (that
+  target is listed as appeared, not as a regression; the item's coverage is).
+
+Not regressions, but shown: coverage that got better (uncovered → covered), fail → pass (``fixed``), any
+other status change (error → pass, pass → not_applicable, fail → not_applicable, …), a new failure under a
+waiver in force, evidence that changed under the same status, targets that appeared and checks that were
+added (their failures are listed with them: they are new to the comparison, not a step back on a machine).
 """
 
 from __future__ import annotations
@@ -120,6 +126,14 @@ class TargetChange(TypedDict):
     regression: bool
 
 
+class CoverageChange(TypedDict):
+    item: str  # guideline item id
+    title: dict[str, str]  # ja/en, from the guideline; empty strings for an item this mamoru does not know
+    old_state: str  # covered | partly | uncovered | absent
+    new_state: str
+    regression: bool
+
+
 class DiffDoc(TypedDict):
     schema: str
     old: ReportInfo
@@ -136,11 +150,14 @@ class DiffDoc(TypedDict):
     targets_appeared: list[TargetPresence]
     targets_vanished: list[TargetPresence]
     targets_changed: list[TargetChange]
+    coverage_changed: list[CoverageChange]
 
 
 #: The lists of a DiffDoc, in the order a person reads them (the terminal follows it too).
-SECTIONS = ("new_failures", "status_changed", "targets_vanished", "checks_removed", "targets_changed", "fixed",
-            "evidence_changed", "targets_appeared", "checks_added")
+SECTIONS = ("new_failures", "status_changed", "targets_vanished", "checks_removed", "targets_changed",
+            "coverage_changed", "fixed", "evidence_changed", "targets_appeared", "checks_added")
+#: summary.coverage states, best first: a step to the right is a regression.
+COVERAGE_ORDER = {"covered": 0, "partly": 1, "uncovered": 2, "absent": 3}
 
 
 def _info(report: Report, file: str) -> ReportInfo:
@@ -257,6 +274,25 @@ def _sort_key(item: Change | Presence | EvidenceChange) -> tuple[int, int, str, 
     return (0 if regression else 1, SEVERITY_ORDER.get(item["severity"], 9), item["target"], item["check"])
 
 
+def coverage_changes(old: Report, new: Report) -> list[CoverageChange]:
+    """Guideline items whose coverage state differs, worse first, then in the guideline's order."""
+    from checks.base import guideline_items
+
+    a, b = old.summary()["coverage"], new.summary()["coverage"]
+    titles = guideline_items()
+    order = list(b) + [k for k in a if k not in b]
+    out: list[CoverageChange] = []
+    for item in order:
+        before, after = a.get(item, {}).get("state", "absent"), b.get(item, {}).get("state", "absent")
+        if before == after:
+            continue
+        title = titles[item].as_dict() if item in titles else {"ja": "", "en": ""}
+        out.append({"item": item, "title": title, "old_state": before, "new_state": after,
+                    "regression": COVERAGE_ORDER.get(after, 3) > COVERAGE_ORDER.get(before, 3)})
+    out.sort(key=lambda c: 0 if c["regression"] else 1)  # stable: guideline order within each group
+    return out
+
+
 def diff_reports(old: Report, new: Report, *, old_file: str = "", new_file: str = "") -> DiffDoc:
     """Compare ``old`` with ``new``: see the module docstring for the classes and what is a regression."""
     a, b = _index(old), _index(new)
@@ -317,6 +353,7 @@ def diff_reports(old: Report, new: Report, *, old_file: str = "", new_file: str 
         "new_failures": new_failures, "status_changed": status_changed, "targets_vanished": targets_vanished,
         "checks_removed": checks_removed, "targets_changed": targets_changed, "fixed": fixed,
         "evidence_changed": evidence_changed, "targets_appeared": targets_appeared, "checks_added": checks_added,
+        "coverage_changed": coverage_changes(old, new),
     }
     regressions = sum(1 for name in SECTIONS for item in lists[name] if item.get("regression"))
     return {
@@ -326,7 +363,7 @@ def diff_reports(old: Report, new: Report, *, old_file: str = "", new_file: str 
         "new_failures": new_failures, "fixed": fixed, "status_changed": status_changed,
         "evidence_changed": evidence_changed, "checks_added": checks_added, "checks_removed": checks_removed,
         "targets_appeared": targets_appeared, "targets_vanished": targets_vanished,
-        "targets_changed": targets_changed,
+        "targets_changed": targets_changed, "coverage_changed": lists["coverage_changed"],
     }
 
 

@@ -37,11 +37,20 @@ class Escaped(str):
     """Text already made safe line by line (``printable_lines``): shown as it is, its newlines kept."""
 
 
+class Status(str):
+    """A finding status (``fail``, ``error``, …): shown in the note's language with the terminal's status words
+    (``reports/terminal.yaml``), so a Japanese line never says ``error``."""
+
+
 def _show(value: Any, lang: str) -> str:
     if isinstance(value, Escaped):
         return str(value)
     if isinstance(value, Note):
         return value.render(lang)
+    if isinstance(value, Status):
+        from reports.terminal import labels
+
+        return printable(str(labels("ja" if lang == "ja" else "en")["status"].get(str(value), str(value))))
     if isinstance(value, list | tuple):
         return ", ".join(_show(v, lang) for v in value) if value else _table()["none"][lang]
     return printable(str(value))

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from agent.config.yamlfile import safe_load
 from checks.base import explain, guideline_items
+from checks.organisation import ORGANISATION_KIND
 from reports.model import STATUSES, Finding, Report
 from reports.safe_text import printable
 
@@ -33,6 +34,9 @@ STATUS_STYLE = {
     "not_applicable": "dim",
     "manual": "cyan",
 }
+#: summary.coverage states (reports/coverage.py), best first.
+COVERAGE_STATES = ("covered", "partly", "uncovered", "absent")
+COVERAGE_STYLE = {"covered": "green", "partly": "yellow", "uncovered": "bold red", "absent": "dim"}
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 #: "The rest" after failures and errors: what still asks something of a person first.
 REST_ORDER = {"manual": 0, "pass": 1, "not_applicable": 2}
@@ -103,6 +107,25 @@ def _waiver_line(waiver: dict[str, Any], words: dict[str, Any]) -> Text:
     return line
 
 
+def _attestation_line(att: dict[str, Any], words: dict[str, Any]) -> Text:
+    """Who declared an attested finding, when, on what evidence, until when: a person's word, not a check."""
+    fields = words["attestation_fields"]
+    line = Text(words["attestation"], style="bold blue", overflow="fold")
+    for key in ("by", "at", "evidence", "valid_until", "source"):
+        if att.get(key) not in (None, ""):
+            line.append(f" · {fields[key]}: ")
+            line.append(host_text(att[key]))
+    return line
+
+
+def status_text(f: Finding, words: dict[str, Any]) -> Text:
+    """The status cell: an attested result says so, so a declaration never reads as a machine's verdict."""
+    text = Text(words["status"].get(f.status, printable(f.status)), style=STATUS_STYLE.get(f.status, ""))
+    if f.attestation is not None:
+        text.append(f" ({words['attested']})", style="bold blue")
+    return text
+
+
 def _items(guideline: list[str], lang: str) -> str:
     """The guideline items a check serves, with their titles: where in the guideline a finding belongs."""
     titles = guideline_items()
@@ -121,6 +144,9 @@ def _body(f: Finding, *, lang: str, words: dict[str, Any], multi: bool, verbose:
     if f.status == "fail" and f.remediation.get(lang):
         body.append(f"\n{words['remediation']}: ", style="bold")
         body.append(host_text(f.remediation[lang]))
+    if f.attestation is not None:
+        body.append("\n")
+        body.append(_attestation_line(f.attestation, words))
     if f.waiver:
         body.append("\n")
         body.append(_waiver_line(f.waiver, words))
@@ -153,12 +179,15 @@ def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, w
     for t in report.targets:
         state = words["target_status"].get(t.status, t.status)
         line = Text(overflow="fold")
-        line.append(host_text(t.id, "bold"))
-        line.append(" ")
-        line.append(host_text(t.hostname))
-        line.append(" (")
-        line.append(host_text(t.os))
-        line.append(f") — {printable(state)}")
+        if t.kind == ORGANISATION_KIND:  # no hostname, no OS: what it has is questions
+            line.append(organisation_words(report.findings, t.id, words), style="bold")
+        else:
+            line.append(host_text(t.id, "bold"))
+            line.append(" ")
+            line.append(host_text(t.hostname))
+            line.append(" (")
+            line.append(host_text(t.os))
+            line.append(f") — {printable(state)}")
         if t.status != "ok" and t.reason and t.reason not in (t.status, "error"):
             line.append(f" ({printable(words['reason'].get(t.reason, t.reason))})")
         if t.error:
@@ -175,13 +204,61 @@ def render_terminal(report: Report, *, lang: str, file: IO[str] | None = None, w
         console.print(Text(f"{words['section'][key]} ({len(found)})", style="bold underline"))
         grid = findings_grid()
         for f in found:
-            grid.add_row(Text(words["status"].get(f.status, f.status), style=STATUS_STYLE.get(f.status, "")),
+            grid.add_row(status_text(f, words),
                          Text(words["severity"].get(f.severity, printable(f.severity))),
                          Text(printable(f.check)),
                          _body(f, lang=lang, words=words, multi=multi, verbose=verbose))
         console.print(grid)
-    counts = report.summary()["by_status"]
+    summary_doc = report.summary()
+    counts = summary_doc["by_status"]
+    cover = summary_doc["coverage"]
+    if verbose:
+        console.print()
+        console.print(Text(words["coverage"], style="bold underline"))
+        console.print(coverage_grid(cover, lang=lang, words=words))
     console.print()
     summary = Text(f"{words['summary']}: ", style="bold")
     summary.append(_counts_text(counts, words, waived=sum(1 for f in report.findings if f.waived)))
     console.print(summary)
+    console.print(coverage_line(cover, words))
+
+
+def organisation_words(findings: Iterable[Finding], target: str, words: dict[str, Any]) -> str:
+    """``organisation — questions: 3 answered, 16 open``: answered = attested now; open = still ``manual``
+    (never answered, or the answer lapsed)."""
+    mine = [f for f in findings if f.target == target]
+    answered = sum(1 for f in mine if f.attestation is not None)
+    still_open = sum(1 for f in mine if f.attestation is None and f.status == "manual")
+    return str(words["organisation"]).format(answered=answered, open=still_open)
+
+
+def coverage_line(cover: dict[str, dict[str, Any]], words: dict[str, Any]) -> Text:
+    """Guideline items by coverage state, in one line: how much of Art. 9 this report vouches for."""
+    states = Counter(c["state"] for c in cover.values())
+    line = Text(f"{words['coverage']}: ", style="bold")
+    line.append("  ".join(f"{words['coverage_state'][s]} {states.get(s, 0)}" for s in COVERAGE_STATES))
+    return line
+
+
+def coverage_grid(cover: dict[str, dict[str, Any]], *, lang: str, words: dict[str, Any]) -> Table:
+    """--verbose: every guideline item, its state, on how many targets a program judged it, who attested it,
+    which questions are open."""
+    titles = guideline_items()
+    cols = words["coverage_columns"]
+    grid = Table(box=None, padding=(0, 1), show_edge=False)
+    grid.add_column(cols["item"], ratio=2, overflow="fold")
+    grid.add_column(cols["state"], no_wrap=True)
+    grid.add_column(cols["automated"], no_wrap=True)
+    grid.add_column(cols["attested"], ratio=1, overflow="fold")
+    grid.add_column(cols["unanswered"], ratio=1, overflow="fold")
+    for item, c in cover.items():
+        title = titles[item].get(lang) if item in titles else ""
+        automated = c["automated"]["targets"]
+        by = sorted({a["by"] for a in c["attested"] if a.get("by")})
+        grid.add_row(host_text(f"{item} {title}".strip()),
+                     Text(words["coverage_state"].get(c["state"], printable(str(c["state"]))),
+                          style=COVERAGE_STYLE.get(c["state"], "")),
+                     Text(words["coverage_targets"].format(n=automated) if automated else "-"),
+                     host_text(", ".join(by) or "-"),
+                     host_text(", ".join(c["unanswered"]) or "-"))
+    return grid

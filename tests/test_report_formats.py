@@ -395,7 +395,7 @@ def test_markdown_summary_failures_and_findings(fleet: Report) -> None:
     assert "report_2026.json" in shown and "検証済み" in shown and "SHA256:ab_c+d/e" in shown
     assert "auditor@example.jp" in shown
     heads = re.findall(r"^## (.+)$", text, re.M)
-    assert heads == ["集計", "対象一覧", "対策が必要な項目", "全ての結果"]
+    assert heads == ["ガイドライン項目の網羅状況", "集計", "対象一覧", "対策が必要な項目", "全ての結果"]
     fails = [f for f in r.findings if f.status == "fail"]
     fail_heads = re.findall(r"^### (.+)$", text.split("## 対策が必要な項目")[1], re.M)
     assert len(fail_heads) == len(fails)
@@ -407,7 +407,7 @@ def test_markdown_summary_failures_and_findings(fleet: Report) -> None:
     for f in fails:
         assert f.remediation["ja"] in shown and f.message["ja"] in shown
     assert html.count("<tr>") == 2 + (1 + len(r.summary()["by_guideline"])) + (1 + len(r.targets)) + \
-        (1 + len(r.findings))
+        (1 + len(r.findings)) + (1 + len(r.summary()["coverage"]))
 
 
 def test_markdown_escapes_hostile_host_text(fleet: Report) -> None:

@@ -20,7 +20,7 @@ from agent.cli.common import lang_option
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from reports.diff import Change, DiffDoc, EvidenceChange, Presence, TargetChange, TargetPresence
+    from reports.diff import Change, CoverageChange, DiffDoc, EvidenceChange, Presence, TargetChange, TargetPresence
 
 
 @click.command("diff")
@@ -102,6 +102,8 @@ def render_diff_terminal(doc: DiffDoc, *, lang: str, file: IO[str] | None = None
                 row = _presence_row(item, term, words, lang)
             elif name in ("targets_appeared", "targets_vanished"):
                 row = _target_row(item, term, words)
+            elif name == "coverage_changed":
+                row = _coverage_row(item, term, words, lang)
             else:
                 row = _target_change_row(item, term, words)
             grid.add_row(*row)
@@ -217,6 +219,22 @@ def _target_row(item: TargetPresence, term: dict[str, Any], words: dict[str, Any
     body.append(host_text(item["os"]))
     body.append(f") — {printable(str(term['target_status'].get(item['status'], item['status'])))}\n")
     body.append("  ".join(f"{term['status'][s]} {n}" for s, n in item["counts"].items()))
+    return _marker(item["regression"], words), Text(""), Text(""), body
+
+
+def _coverage_row(item: CoverageChange, term: dict[str, Any], words: dict[str, Any],
+                  lang: str) -> tuple[Text, ...]:
+    """A guideline item whose coverage changed: its id and title, old state → new state (terminal words)."""
+    from rich.text import Text
+
+    from reports.safe_text import printable
+    from reports.terminal import host_text
+
+    state = term["coverage_state"]
+    body = Text(overflow="fold")
+    body.append(host_text(f"{item['item']} {item['title'].get(lang, '')}".strip(), "bold"))
+    body.append(f"\n{printable(str(state.get(item['old_state'], item['old_state'])))} → "
+                f"{printable(str(state.get(item['new_state'], item['new_state'])))}")
     return _marker(item["regression"], words), Text(""), Text(""), body
 
 

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 from agent.config.yamlfile import line_of, load_config_yaml, load_schema, validate
 from agent.errors import ConfigError
 from reports.model import Finding, Report
-from reports.notes import Note, note
+from reports.notes import Note, Status, note
 
 #: Where a waiver's days begin and end (see the module's docstring). Needs the IANA database: the system's,
 #: or the ``tzdata`` package where there is none (Windows, slim containers); pyproject.toml depends on it.
@@ -195,7 +195,8 @@ def apply_waivers(report: Report, waivers: Sequence[Waiver], *, now: dt.datetime
         elif i in matched:
             notes.append(note("waiver_superseded", source=w.source, waiver=w.label()))
         elif i in other:
-            notes.append(note("waiver_not_failure", source=w.source, waiver=w.label(), statuses=sorted(other[i])))
+            statuses = [Status(s) for s in sorted(other[i])]  # in the note's language, not "error"
+            notes.append(note("waiver_not_failure", source=w.source, waiver=w.label(), statuses=statuses))
         else:
             notes.append(note("waiver_unused", source=w.source, waiver=w.label()))
     accepted = sum(1 for f in report.findings if f.waived)

@@ -4,8 +4,10 @@
 Cells hold host data (hostnames, file contents, evidence): a cell that starts with ``= + - @``, a tab or a
 carriage return (or their full-width forms, which Japanese input turns into formulas) is made text with a
 leading apostrophe, as OWASP's CSV-injection advice says, so a crafted hostname cannot become a formula.
-Expected value and evidence are compact JSON; a cell longer than Excel keeps (32,767 characters) is cut and
-says so. Rows in the report's order; column headings in ``--lang``.
+An attested finding (an organisation question a person answered) says so in ``basis`` and carries who, when,
+on what evidence and until when in its own columns. Expected value and evidence are compact JSON; a cell
+longer than Excel keeps (32,767 characters) is cut and says so. Rows in the report's order; column headings in
+``--lang``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any
 
 from checks.base import guideline_items
 from reports.formats import RenderContext
-from reports.formats.texts import in_lang, waiver_fields, words
+from reports.formats.texts import attestation_fields, in_lang, waiver_fields, words
 from reports.model import Report
 
 COLUMNS = ("target", "hostname", "os", "check", "guideline", "status", "severity", "title", "message",
            "remediation", "expected", "evidence", "waiver_state", "waiver_reason", "waiver_approver",
-           "waiver_expires", "waiver_source")
+           "waiver_expires", "waiver_source", "basis", "attested_by", "attested_at", "attestation_evidence",
+           "attestation_valid_until", "attestation_source")
 #: What spreadsheet programs start a formula (or DDE) with; the full-width forms too.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -67,6 +70,7 @@ class CsvFormat:
         for f in report.findings:
             t = targets.get(f.target)
             waiver = waiver_fields(f)
+            att = attestation_fields(f)
             row = {
                 "target": f.target,
                 "hostname": t.hostname if t else "",
@@ -86,6 +90,13 @@ class CsvFormat:
                 "waiver_approver": waiver["approver"],
                 "waiver_expires": waiver["expires"],
                 "waiver_source": waiver["source"],
+                # a person's declaration, never a machine result: its own column says which a row is
+                "basis": w["basis"]["attested" if f.attestation is not None else "machine"],
+                "attested_by": att["by"],
+                "attested_at": att["at"],
+                "attestation_evidence": att["evidence"],
+                "attestation_valid_until": att["valid_until"],
+                "attestation_source": att["source"],
             }
             writer.writerow([fit(neutralise(row[c]), w["cut"]) for c in COLUMNS])
         return out.getvalue().encode("utf-8-sig")

@@ -31,6 +31,7 @@ from markupsafe import Markup
 
 from agent.config.yamlfile import safe_load
 from checks.base import explain, guideline_items
+from checks.organisation import ORGANISATION_KIND
 from reports.formats import RenderContext
 from reports.model import STATUSES, Finding, Report, TargetRecord
 from reports.safe_text import printable_lines
@@ -38,6 +39,8 @@ from reports.safe_text import printable_lines
 #: The order a reader meets findings in: what needs action, what could not be judged, then the rest.
 STATUS_ORDER = ("fail", "error", "manual", "pass", "not_applicable")
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
+#: summary.coverage states (reports/coverage.py), best first.
+COVERAGE_STATES = ("covered", "partly", "uncovered", "absent")
 #: Evidence or expected value longer than this (characters of pretty JSON) is cut in the page: a printout of a
 #: megabyte of file contents helps nobody, and the JSON report keeps it whole.
 MAX_JSON_CHARS = 20_000
@@ -177,20 +180,39 @@ def _finding_view(f: Finding, n: int, lang: str, items: dict[str, str], hosts: d
         "expected_cut": expected_cut,
         "waiver": f.waiver,
         "waived": f.waived,
+        "attestation": f.attestation,
     }
 
 
 def _host_view(t: TargetRecord, findings: list[Finding], lang: str) -> dict[str, Any]:
+    mine = [f for f in findings if f.target == t.id]
     return {
         "id": t.id,
+        # the organisation has no hostname or OS: its line says how many of its questions were answered
+        "organisation": {"answered": sum(1 for f in mine if f.attestation is not None),
+                         "open": sum(1 for f in mine if f.attestation is None and f.status == "manual")}
+        if t.kind == ORGANISATION_KIND else None,
         "hostname": t.hostname,
         "os": t.os,
         "status": t.status,
         "reason": t.reason if t.status != "ok" and t.reason not in (None, t.status, "error") else None,
         "error": explain(t.error).get(lang) if t.error else None,
         "tags": sorted(t.tags.items()),
-        "counts": _counts(f for f in findings if f.target == t.id),
+        "counts": _counts(mine),
     }
+
+
+def coverage_rows(report: Report, lang: str) -> list[dict[str, Any]]:
+    """``summary.coverage`` as rows: every guideline item, its state, on how many targets a program judged it,
+    who attested it, which questions are still open."""
+    titles = guideline_items()
+    rows = []
+    for item, c in report.summary()["coverage"].items():
+        rows.append({"id": item, "title": titles[item].get(lang) if item in titles else "", "state": c["state"],
+                     "targets": c["automated"]["targets"],
+                     "attested": sorted({str(a.get("by", "")) for a in c["attested"] if a.get("by")}),
+                     "unanswered": list(c["unanswered"])})
+    return rows
 
 
 def _shared_tags(targets: list[TargetRecord]) -> list[tuple[str, str]]:
@@ -245,6 +267,9 @@ def context(report: Report, ctx: RenderContext) -> dict[str, Any]:
         "shared_tags": _shared_tags(report.targets),
         "targets": [_host_view(t, report.findings, lang) for t in report.targets],
         "fleet": len(report.targets) > 1,
+        "coverage": coverage_rows(report, lang),
+        "coverage_counts": Counter(c["state"] for c in report.summary()["coverage"].values()),
+        "coverage_states": COVERAGE_STATES,
         "items": [{"id": g, "title": items.get(g, ""), "counts": _counts(fs)} for g, fs in sorted(by_item.items())],
         "to_fix": _by_check(v for v in views if v["status"] == "fail" and not v["waived"]),
         "waived": [v for v in views if v["waived"]],

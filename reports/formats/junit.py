@@ -4,6 +4,8 @@
 ``<skipped>`` with the reason. A failure under a waiver in force is ``<skipped>`` too, its message starting
 with the waiver (state, reason, approver, expiry): it is accepted risk and does not fail the run, exactly as
 ``mamoru scan``'s exit code treats it; an expired waiver is a ``<failure>`` again, the waiver in its text.
+An attested finding (an organisation question a person answered) starts its message with ``[attested]`` and
+carries the declaration (who, when, evidence, valid until) in its ``system-out`` and its body.
 Only elements and attributes of the Jenkins xunit ``junit-10.xsd`` are used, so the strictest consumers read
 it. Built with ElementTree (escaping is the library's); characters XML 1.0 cannot carry (control characters,
 lone surrogates) are written as visible ``\\xNN`` escapes rather than dropped.
@@ -18,7 +20,7 @@ from typing import Any
 
 from checks.base import explain
 from reports.formats import RenderContext
-from reports.formats.texts import in_lang, waiver_fields, words
+from reports.formats.texts import attestation_fields, in_lang, waiver_fields, words
 from reports.model import Finding, Report, TargetRecord
 
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -49,7 +51,15 @@ def _body(f: Finding, lang: str, w: dict[str, Any]) -> str:
         parts.append(f"{w['evidence']}: {_json(f.evidence)}")
     if f.waiver is not None:
         parts.append(f"{w['waiver']}: {_waiver_line(f, w)}")
+    if f.attestation is not None:
+        parts.insert(0, attestation_text(f, w))
     return "\n".join(parts)
+
+
+def attestation_text(f: Finding, w: dict[str, Any]) -> str:
+    """``Attested (…): declared by … on …; evidence: …; valid until …``: never to be read as a check's result."""
+    line: str = w["attestation_line"].format(**attestation_fields(f))
+    return f"{w['attestation']}: {line}"
 
 
 def _waiver_line(f: Finding, w: dict[str, Any]) -> str:
@@ -64,6 +74,15 @@ def _testcase(suite: ET.Element, f: Finding, lang: str, w: dict[str, Any]) -> st
     case = ET.SubElement(suite, "testcase", name=xml_text(f"{f.check} {in_lang(f.title, lang)}"),
                          classname=xml_text(f.target), time=_seconds(f.duration_ms))
     message = in_lang(f.message, lang)
+    if f.attestation is not None:  # a person's declaration: the message says so first, system-out says whose
+        message = f"[{w['attested']}] {message}"
+    kind = _result(case, f, message, lang, w)
+    if f.attestation is not None:
+        ET.SubElement(case, "system-out").text = xml_text(attestation_text(f, w))
+    return kind
+
+
+def _result(case: ET.Element, f: Finding, message: str, lang: str, w: dict[str, Any]) -> str:
     if f.status == "fail" and f.waived:
         el = ET.SubElement(case, "skipped", message=xml_text(f"{w['waived']}: {_waiver_line(f, w)}"))
         el.text = xml_text(_body(f, lang, w))

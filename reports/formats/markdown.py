@@ -1,7 +1,10 @@
 """The report as Markdown (GitHub-flavoured): for a ticket, a wiki page or a pull request.
 
-Summary first (run, policy, signature as checked now, counts per status and per guideline item, targets),
-then what to fix, failures by severity with remediation and evidence, then every finding in one table.
+Summary first (run, policy, signature as checked now, the coverage of every guideline item, counts per status
+and per guideline item, targets — the organisation with its questions answered and open),
+then what to fix, failures by severity with remediation and evidence, then every finding in one table. An
+attested finding (an organisation question a person answered) is marked "attested" with who, when, evidence
+and valid until: never to be read as a machine result.
 
 Host strings (hostnames, SSIDs, file contents, user names, evidence) are hostile: in running text and table
 cells they are HTML-escaped, then every Markdown metacharacter is backslash-escaped, control characters are
@@ -15,11 +18,13 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections import Counter
 from typing import Any
 
 from checks.base import explain, guideline_items
+from checks.organisation import ORGANISATION_KIND
 from reports.formats import RenderContext
-from reports.formats.texts import in_lang, waiver_fields, words
+from reports.formats.texts import attestation_fields, in_lang, organisation_counts, waiver_fields, words
 from reports.model import STATUSES, Finding, Report
 from reports.safe_text import printable
 
@@ -58,6 +63,36 @@ def _waiver(f: Finding, w: dict[str, Any]) -> str:
     fields["state"] = md(w["waiver_state"].get(waiver_fields(f)["state"], waiver_fields(f)["state"]))
     line: str = w["waiver_line"].format(**fields)
     return line
+
+
+def _attestation(f: Finding, w: dict[str, Any]) -> str:
+    """Who declared an attested finding, when, on what evidence, until when (all host-like text: escaped)."""
+    line: str = w["attestation_line"].format(**{k: md(v) for k, v in attestation_fields(f).items()})
+    return line
+
+
+#: summary.coverage states (reports/coverage.py), best first.
+COVERAGE_STATES = ("covered", "partly", "uncovered", "absent")
+
+
+def _coverage(report: Report, lang: str, w: dict[str, Any]) -> list[str]:
+    """Every guideline item: covered / partly / uncovered / absent, on how many targets a program judged it,
+    who attested it, which questions are still open. Near the top: it says how much of Art. 9 this covers."""
+    items = guideline_items()
+    cover = report.summary()["coverage"]
+    states = Counter(c["state"] for c in cover.values())
+    c = w["coverage_columns"]
+    lines = [f"## {w['coverage']}", "",
+             " · ".join(f"{w['coverage_state'][s]} {states.get(s, 0)}" for s in COVERAGE_STATES), ""]
+    rows = []
+    for item, v in cover.items():
+        by = sorted({str(a.get("by", "")) for a in v["attested"] if a.get("by")})
+        rows.append([md(item), md(items[item].get(lang)) if item in items else "",
+                     md(w["coverage_state"].get(v["state"], v["state"])), str(v["automated"]["targets"]),
+                     md(", ".join(by)) or "-", md(", ".join(v["unanswered"])) or "-"])
+    lines += _table(["ID", w["columns"]["guideline"], c["state"], c["automated"], c["attested"], c["unanswered"]],
+                    rows)
+    return [*lines, ""]
 
 
 def _cover(report: Report, ctx: RenderContext, w: dict[str, Any]) -> list[str]:
@@ -100,6 +135,10 @@ def _summary(report: Report, lang: str, w: dict[str, Any]) -> list[str]:
         state = w["target_status"].get(t.status, t.status)
         if t.error:
             state += ": " + explain(t.error).get(lang)
+        if t.kind == ORGANISATION_KIND:  # no hostname or OS: its questions, answered and open
+            questions = w["organisation_questions"].format(**organisation_counts(report.findings, t.id))
+            rows.append([md(t.id), md(w["organisation"]), md(questions), md(state)])
+            continue
         rows.append([md(t.id), md(t.hostname), md(t.os), md(state)])
     lines += _table([w["target"], w["hostname"], w["os"], w["state"]], rows)
     return [*lines, ""]
@@ -118,6 +157,8 @@ def _failures(report: Report, lang: str, w: dict[str, Any]) -> list[str]:
                   f"- **{w['target']}**: {md(f.target)}{host}",
                   f"- **{w['message']}**: {md(in_lang(f.message, lang))}",
                   f"- **{w['remediation']}**: {md(in_lang(f.remediation, lang))}"]
+        if f.attestation is not None:
+            lines.append(f"- **{w['attestation']}**: {_attestation(f, w)}")
         if f.waiver is not None:
             lines.append(f"- **{w['waiver']}**: {_waiver(f, w)}" + (f" — {w['waived']}" if f.waived else ""))
         lines += ["", f"**{w['expected']}**", "", code_block(f.expected), "",
@@ -130,7 +171,10 @@ def _all(report: Report, lang: str, w: dict[str, Any]) -> list[str]:
     rows = []
     for f in report.findings:
         status = w["status"][f.status] + (f" ({w['waived']})" if f.waived else "")
+        status += f" ({w['attested']})" if f.attestation is not None else ""
         message = md(in_lang(f.message, lang))
+        if f.attestation is not None:
+            message += f"<br>{md(w['attestation'])}: {_attestation(f, w)}"
         if f.waiver is not None:
             message += f"<br>{w['waiver']}: {_waiver(f, w)}"
         rows.append([md(f.target), md(f.check), md(status), md(w["severity"][f.severity]),
@@ -147,7 +191,8 @@ class MarkdownFormat:
 
     def render(self, report: Report, ctx: RenderContext) -> bytes:
         w = words(ctx.lang)
-        lines = _cover(report, ctx, w) + _summary(report, ctx.lang, w) + _failures(report, ctx.lang, w)
+        lines = _cover(report, ctx, w) + _coverage(report, ctx.lang, w) + _summary(report, ctx.lang, w)
+        lines += _failures(report, ctx.lang, w)
         lines += _all(report, ctx.lang, w)
         text = "\n".join(lines)
         return text.encode("utf-8", "backslashreplace")

@@ -13,7 +13,14 @@ waiver itself is in ``unmapped.waiver`` whatever its state. ``finding_info.uid``
 and target id only, so the same finding on the same target keeps its uid across runs; ``metadata.uid`` is
 per event. Evidence (already redacted at scan time) goes in ``evidences[].data``; the expected value, the
 policy, the target's scan state and the signature status (as checked by ``mamoru report`` now) in
-``unmapped``. Validated in tests against the pinned class schema in
+``unmapped``.
+
+An attested finding (an organisation question a person answered: never a machine result) is marked in three
+places. OCSF 1.8.0 has no "attestation" field; the nearest are ``compliance.assessments[]`` (an assessment of
+an entity or person against criteria: ``name``/``category`` "attestation", ``meets_criteria`` from the
+answer, ``uid`` the answers file's line) and an evidence artefact ``evidences[]`` named "attestation" whose
+``user.name`` is who declared it and ``data`` when, on what evidence, until when. ``unmapped.attestation``
+holds the declaration whole, as the report has it. Validated in tests against the pinned class schema in
 ``reports/schema/ocsf/``.
 """
 
@@ -162,9 +169,27 @@ def event(report: Report, f: Finding, target: TargetRecord | None, lang: str,
         ev["evidences"] = [{"name": "evidence", "data": f.evidence}]
     if f.waiver is not None:
         ev["unmapped"]["waiver"] = dict(f.waiver)
+    if f.attestation is not None:
+        _attest(ev, f)
     if signature is not None:
         ev["unmapped"]["signature"] = signature
     return ev
+
+
+def _attest(ev: dict[str, Any], f: Finding) -> None:
+    """A person's declaration, in the places OCSF 1.8.0 has for it (see the module docstring)."""
+    att = {k: str(v) for k, v in (f.attestation or {}).items()}
+    declared = {k: att[k] for k in ("at", "evidence", "valid_until", "source") if att.get(k)}
+    artefact: dict[str, Any] = {"name": "attestation", "data": declared}
+    if att.get("by"):
+        artefact["user"] = {"name": att["by"]}
+    ev.setdefault("evidences", []).insert(0, artefact)
+    assessment: dict[str, Any] = {"name": "attestation", "category": mapping()["attestation_category"],
+                                  "meets_criteria": f.status == "pass"}
+    if att.get("source"):
+        assessment["uid"] = att["source"]
+    ev["compliance"]["assessments"] = [assessment]
+    ev["unmapped"]["attestation"] = att
 
 
 def events(report: Report, ctx: RenderContext) -> list[dict[str, Any]]:

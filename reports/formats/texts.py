@@ -7,6 +7,7 @@ the report in both languages.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
@@ -35,3 +36,16 @@ def waiver_fields(f: Finding) -> dict[str, str]:
     """A finding's waiver as strings (empty when none): state, reason, approver, expires, source."""
     w = f.waiver or {}
     return {k: str(w.get(k, "")) for k in ("state", "reason", "approver", "expires", "source")}
+
+
+def attestation_fields(f: Finding) -> dict[str, str]:
+    """A finding's attestation as strings (empty when none): by, at, evidence, valid_until, source."""
+    a = f.attestation or {}
+    return {k: str(a.get(k, "")) for k in ("by", "at", "evidence", "valid_until", "source")}
+
+
+def organisation_counts(findings: Iterable[Finding], target: str) -> dict[str, int]:
+    """The organisation's questions: answered (attested now) and open (``manual``: never answered, or lapsed)."""
+    mine = [f for f in findings if f.target == target]
+    return {"answered": sum(1 for f in mine if f.attestation is not None),
+            "open": sum(1 for f in mine if f.attestation is None and f.status == "manual")}
