@@ -102,14 +102,15 @@ def _holder(fd: int) -> str:
 # --- the run -----------------------------------------------------------------------------------------------
 
 def report_path(directory: Path, now: float) -> Path:
-    """``report-YYYYmmddTHHMMSSZ.json``, with ``-N`` when a run of the same second already wrote one."""
-    stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = directory / f"report-{stamp}.json"
-    n = 2
-    while path.exists() or Path(f"{path}.sig").exists():
-        path = directory / f"report-{stamp}-{n}.json"
-        n += 1
-    return path
+    """``report-YYYYmmddTHHMMSSZ.json`` of this second, or of the next free one (waiting for it, lock held), so
+    that names sort in the order the runs happened."""
+    while True:
+        stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = directory / f"report-{stamp}.json"
+        if not path.exists() and not Path(f"{path}.sig").exists():
+            return path
+        time.sleep(max(0.0, int(now) + 1 - time.time()) + 0.01)
+        now = max(time.time(), int(now) + 1)
 
 
 def scan_argv(cfg: AgentConfig, output: Path) -> list[str]:

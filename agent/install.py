@@ -71,7 +71,6 @@ def systemd_units(job: Job) -> dict[str, str]:
                 "weekly": f"Sun *-*-* {HOUR:02d}:{MINUTE:02d}:00"}[job.every]
     service = f"""[Unit]
 Description=mamoru audit of this machine (MLIT personal-information safeguards)
-Documentation=man:mamoru(1)
 After=network-online.target
 Wants=network-online.target
 

@@ -3,8 +3,8 @@
 Schedules are ``mamoru scan`` or ``mamoru agent run`` jobs: systemd timers (unit files in the usual directories, enabled
 when linked from a ``*.wants`` directory under /etc/systemd/system) and cron
 (``/etc/crontab``, ``/etc/cron.d``, user crontabs, ``/etc/cron.{daily,…}``
-scripts, anacrontab) and macOS LaunchDaemons (``/Library/LaunchDaemons``). A schedule only proves intent; the newest report in the
-policy's report directory proves the job actually ran. Its age comes from the
+scripts, anacrontab) and macOS LaunchDaemons (``/Library/LaunchDaemons``). A schedule only proves
+intent; the newest report in the policy's report directory proves the job actually ran. Its age comes from the
 report's own ``run.finished`` when readable, else from the file time. A report that cannot be read is a
 ``problem``: a code with its parts (collectors/problems.py).
 
@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Mapping
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
@@ -168,7 +169,7 @@ def launchd_jobs(target: Target, pattern: re.Pattern[str]) -> list[dict[str, Any
             path = posixpath.join(d, name)
             try:
                 doc = plistlib.loads(target.read_file(path, max_bytes=MAX_PLIST_BYTES))
-            except (TargetError, plistlib.InvalidFileException, ValueError, TypeError):
+            except (TargetError, plistlib.InvalidFileException, ExpatError, ValueError, TypeError, OverflowError):
                 continue
             if not isinstance(doc, dict):
                 continue

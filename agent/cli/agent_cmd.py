@@ -95,14 +95,15 @@ def install(every: str, policy: str | None, sign_key: str | None, reports: str, 
     import yaml
 
     from agent import install as gen
-    from agent.config.agentfile import agent_schema, default_path, load_agent_config
+    from agent.config.agentfile import DEFAULT_PATHS, agent_schema, default_path, load_agent_config
     from agent.config.yamlfile import validate
 
     if (push is None) != (token_file is None):
         raise click.UsageError("--push and --token-file go together")
     kind = _default_kind() if kind == "auto" else kind
-    config = config or (r"C:\ProgramData\mamoru\agent.yaml" if kind == "schtasks" and sys.platform != "win32"
-                        else default_path())
+    if config is None:  # the place of the platform the scheduler belongs to (an image may be for another one)
+        config = default_path() if kind == _default_kind() else DEFAULT_PATHS[
+            {"schtasks": "windows", "launchd": "macos"}.get(kind, "linux")]
     doc: dict[str, Any] = {"every": every, "reports": reports, "policy": policy, "sign_key": sign_key, "lang": lang}
     if retention_days or retention_count:
         doc["retention"] = {k: v for k, v in (("days", retention_days), ("count", retention_count)) if v}
@@ -132,8 +133,8 @@ def install(every: str, policy: str | None, sign_key: str | None, reports: str, 
     for path, content in files.items():
         shown = content.decode("utf-16") if content.startswith(b"\xff\xfe") else content.decode()
         click.echo(f"# {path}\n{shown}")
-    for link, dest in links.items():
-        click.echo(f"# {link} -> {dest}\n")
+    for link, link_to in links.items():
+        click.echo(f"# {link} -> {link_to}\n")
     if dry_run:
         note("dry run: nothing written")
         return 0
@@ -152,13 +153,13 @@ def install(every: str, policy: str | None, sign_key: str | None, reports: str, 
         write_atomic(dest, content, mode=0o600 if path == config else 0o644)
         manifest["files"].append(path)
         note(f"wrote {dest}")
-    for link, dest in links.items():
+    for link, link_to in links.items():
         where = _under(base, link)
         manifest["dirs"] += _mkdirs(where.parent)
         if not where.is_symlink():
-            where.symlink_to(dest)
+            where.symlink_to(link_to)
             manifest["links"].append(link)
-            note(f"linked {where} -> {dest}")
+            note(f"linked {where} -> {link_to}")
     manifest["dirs"] += _mkdirs(_under(base, reports), mode=0o750)
     manifest["dirs"] = [str(Path(d).relative_to(base)) for d in manifest["dirs"]]
     write_atomic(manifest_file, json.dumps(manifest, indent=1).encode(), mode=0o600)

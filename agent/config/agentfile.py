@@ -57,7 +57,7 @@ def default_path() -> str:
     if host_os() == "windows":
         import os
 
-        return str(Path(os.environ.get("ProgramData", r"C:\ProgramData")) / "mamoru" / "agent.yaml")
+        return str(Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "mamoru" / "agent.yaml")
     return DEFAULT_PATHS[host_os()]
 
 
@@ -88,4 +88,5 @@ def load_agent_config(path: str | Path) -> AgentConfig:
             raise ConfigError(f"{where}: {'.'.join(keys)}: give an absolute path (the scheduler starts mamoru in a "
                               "directory of its own choosing)")
     checked["source"] = source
-    return AgentConfig(**checked)  # type: ignore[typeddict-item]
+    config: AgentConfig = AgentConfig(**checked)  # type: ignore[typeddict-item]
+    return config
