@@ -94,8 +94,10 @@ def _lock_nb(fd: int) -> None:
 
 
 def _holder(fd: int) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        return f"pid {int(os.pread(fd, 32, 0).split()[0])}"
+    """Who holds the lock, from the pid it wrote (best effort: Windows may refuse to read a locked byte)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        os.lseek(fd, 0, os.SEEK_SET)
+        return f"pid {int(os.read(fd, 32).split()[0])}"
     return "another process"
 
 

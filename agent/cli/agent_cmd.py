@@ -44,8 +44,15 @@ def agent_group() -> None:
     """The scheduled agent: install it once, then the platform's scheduler runs it."""
 
 
+def _is_real(root: Path) -> bool:
+    """``--root /``: the running system itself (``\\`` is how Windows shows ``/``)."""
+    return str(root) in ("/", "\\")
+
+
 def _under(root: Path, path: str) -> Path:
-    """Where ``path`` (POSIX, or Windows with a drive) lives under ``root``."""
+    """Where ``path`` (POSIX, or Windows with a drive) lives under ``root``; itself on the real system."""
+    if _is_real(root):
+        return Path(path)
     drive, rest = ntpath.splitdrive(path)
     if drive and len(drive) == 2:
         return root / drive[0].upper() / Path(*[p for p in rest.replace("\\", "/").split("/") if p])
@@ -161,7 +168,7 @@ def install(every: str, policy: str | None, sign_key: str | None, reports: str, 
             manifest["links"].append(link)
             note(f"linked {where} -> {link_to}")
     manifest["dirs"] += _mkdirs(_under(base, reports), mode=0o750)
-    manifest["dirs"] = [str(Path(d).relative_to(base)) for d in manifest["dirs"]]
+    manifest["dirs"] = [d if _is_real(base) else str(Path(d).relative_to(base)) for d in manifest["dirs"]]
     write_atomic(manifest_file, json.dumps(manifest, indent=1).encode(), mode=0o600)
     note(f"wrote {manifest_file} (what mamoru agent uninstall removes)")
     load_agent_config(_under(base, config))  # what run will read, read back
@@ -186,7 +193,7 @@ def _mkdirs(directory: Path, mode: int = 0o755) -> list[str]:
 def _after(commands: list[list[str]], base: Path, what: str) -> None:
     """Run the scheduler's own commands on the real system; under --root only say them."""
     for argv in commands:
-        if str(base) != "/":
+        if not _is_real(base):
             note(f"{what}: {subprocess.list2cmdline(argv) if argv[0] == 'schtasks' else ' '.join(argv)}")
             continue
         try:
@@ -232,7 +239,7 @@ def uninstall(dry_run: bool, config: str | None, root: str) -> int:
     manifest_file.unlink()
     for d in reversed(manifest.get("dirs", [])):
         with contextlib.suppress(OSError):  # not empty (reports, someone's file): kept
-            (base / d).rmdir()
+            (Path(d) if _is_real(base) else base / d).rmdir()
     if kind == "systemd":
         _after([["systemctl", "daemon-reload"]], base, "then run")
     note(f"removed what mamoru agent install wrote ({len(paths)} files and links)")
@@ -297,7 +304,7 @@ def _next_run(base: Path, config: str, cfg: Any) -> str:
     if kind == "cron":
         return gen.next_cron_run(cfg.get("every", "daily"), dt.datetime.now()).isoformat(timespec="minutes") + \
             " (local time, from the cron line)"
-    if kind == "systemd" and str(base) == "/":
+    if kind == "systemd" and _is_real(base):
         try:
             res = subprocess.run(["systemctl", "show", "-p", "NextElapseUSecRealtime", "--value",
                                   f"{gen.UNIT}.timer"], capture_output=True, text=True, timeout=30, check=False)
