@@ -231,6 +231,9 @@ def test_run_writes_a_signed_chained_report_and_one_log_line(setup: tuple[Path, 
     rc, _, out, _ = run_cli("agent", "status", "--config", str(config), report=False)
     assert rc == 0 and "chain: intact: 2 report(s)" in out and f"report {made[-1].name}" in out
     assert "outbox: not configured" in out
+    made[0].write_bytes(made[0].read_bytes().replace(b'"status": "', b'"status":  "', 1))  # one byte more
+    rc, _, out, _ = run_cli("agent", "status", "--config", str(config), report=False)
+    assert rc == 1 and "chain: BROKEN" in out
 
 
 def test_second_run_exits_at_once_saying_so(setup: tuple[Path, Path, Path]) -> None:
@@ -322,6 +325,18 @@ def test_prune_never_removes_a_queued_report_nor_an_unsigned_series(setup: tuple
     pushing = AgentConfig(**{**cfg, "push": {"url": "https://x.example/", "token_file": "/t"}})
     assert prune(pushing, None)[0] == []
     assert len(prune(cfg, None)[0]) == 2
+
+
+def test_retention_by_age(setup: tuple[Path, Path, Path], run_cli: Cli) -> None:
+    config, reports, allowed = setup
+    for _ in range(3):
+        run_cli("agent", "run", "--config", str(config), report=False)
+    cfg = AgentConfig(reports=str(reports), sign_key=str(config.parent / "key"), retention={"days": 5})
+    assert prune(cfg, None, now=time.time() + 4 * 86400) == ([], "")
+    newest = reports_in(reports)[-1]
+    assert len(prune(cfg, None, now=time.time() + 6 * 86400)[0]) == 2  # the newest stays, however old
+    assert reports_in(reports) == [newest]
+    assert verify_chain(reports, signature_check(allowed)).problems == []
 
 
 def test_run_under_systemd_logs_to_stdout(setup: tuple[Path, Path, Path]) -> None:

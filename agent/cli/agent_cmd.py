@@ -330,14 +330,27 @@ def _chain(directory: Path, cfg: Any) -> tuple[bool, str]:
     return True, f"intact: {total} report(s), {what} verified"
 
 
-def _signature_check(sign_key: str) -> Any:
+def _public_blob(sign_key: str) -> bytes:
+    """The key's public half: from ``KEY.pub`` (keygen writes it) when it is there, so that status needs no
+    passphrase; else from the key itself."""
+    import base64
+    import binascii
+
     from agent.cli.keygen_cmd import load_key_for_cli
+
+    with contextlib.suppress(OSError, ValueError, IndexError, binascii.Error):
+        fields = Path(f"{sign_key}.pub").read_text(encoding="ascii").split()
+        if fields[0] == "ssh-ed25519":
+            return base64.b64decode(fields[1], validate=True)
+    return load_key_for_cli(sign_key).public_blob
+
+
+def _signature_check(sign_key: str) -> Any:
     from reports.signing import sshsig
     from reports.signing.allowed_signers import AllowedSigner
     from reports.signing.errors import VerificationError
 
-    key = load_key_for_cli(sign_key)
-    signers = [AllowedSigner(principals="*", key_type="ssh-ed25519", key_blob=key.public_blob)]
+    signers = [AllowedSigner(principals="*", key_type="ssh-ed25519", key_blob=_public_blob(sign_key))]
 
     def check(r: Any) -> str | None:
         try:
