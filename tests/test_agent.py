@@ -206,6 +206,25 @@ def test_uninstall_keeps_reports_and_files_it_did_not_write(tmp_path: Path, run_
     assert not (root / "etc/cron.d/mamoru-agent").exists() and not (root / "etc/mamoru").exists()
 
 
+def test_cron_line_runs_the_agent(setup: tuple[Path, Path, Path], run_cli: Cli) -> None:
+    """The installed /etc/cron.d line, executed through /bin/sh as cron would, makes a signed report."""
+    config, reports, _ = setup
+    root = config.parent / "root"
+    program = config.parent / "mamoru"  # this worktree's mamoru (the venv's entry point runs the installed one)
+    program.write_text(f'#!/bin/sh\nPYTHONPATH={TREE} exec {sys.executable} -c '
+                       f'"from agent.cli.main import run; run()" "$@"\n')
+    program.chmod(0o755)
+    assert run_cli("agent", "install", "--kind", "cron", "--root", str(root), "--mamoru", str(program), "--reports",
+                   str(reports), "--config", "/etc/mamoru/agent.yaml", report=False)[0] == 0
+    line = (root / gen.CRON_PATH.lstrip("/")).read_text().splitlines()[1]
+    fields = line.split(None, 6)
+    assert fields[:6] == [str(gen.MINUTE), str(gen.HOUR), "*", "*", "*", "root"]
+    command = fields[6].replace("/etc/mamoru/agent.yaml", str(config))  # this test's config, not the real /etc
+    res = subprocess.run(["/bin/sh", "-c", command], capture_output=True, timeout=120)
+    assert res.returncode in (0, 1), res.stderr
+    assert len(reports_in(reports)) == 1 and (reports / LOG_NAME).exists()
+
+
 def test_cron_next_run() -> None:
     import datetime as dt
 

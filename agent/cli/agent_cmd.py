@@ -173,9 +173,24 @@ def install(every: str, policy: str | None, sign_key: str | None, reports: str, 
     note(f"wrote {manifest_file} (what mamoru agent uninstall removes)")
     load_agent_config(_under(base, config))  # what run will read, read back
     _after(after, base, "now run")
+    _check_report_dir(base, policy, reports)
     if sign_key and not _under(base, sign_key).exists():
         note(f"{sign_key} does not exist yet: mamoru keygen --output {sign_key}")
     return 0
+
+
+def _check_report_dir(base: Path, policy: str | None, reports: str) -> None:
+    """MN-03 looks for reports in the policy's schedule.report_dir: say so when the agent writes elsewhere."""
+    from agent.config.policy import load_policy
+
+    if policy is not None and not _under(base, policy).exists():
+        note(f"{policy} does not exist yet: MN-03 will look for reports in its schedule.report_dir ({reports} "
+             "here)")
+        return
+    wanted = load_policy(_under(base, policy) if policy else None)["schedule"].get("report_dir")
+    if wanted != reports:
+        note(f"the policy's schedule.report_dir is {wanted}, not {reports}: MN-03 will look there; set "
+             f"schedule.report_dir: {reports} in the policy")
 
 
 def _mkdirs(directory: Path, mode: int = 0o755) -> list[str]:
