@@ -162,12 +162,26 @@ def MN_02(facts: FactSet, policy: Policy) -> Verdict:
     return Verdict(status=Status.FAIL, message="fail_none", evidence=evidence, expected=expected)
 
 
+def scheduled_centrally(policy: Policy) -> Verdict | None:
+    """``schedule.central``: this host is audited from another machine (a fleet scan) on that machine's
+    schedule, so its own scheduler has nothing to show; not_applicable, with the policy's stated reason."""
+    pol = policy["schedule"]
+    if not pol.get("central"):
+        return None
+    return Verdict(status=Status.NOT_APPLICABLE, message="not_applicable_central",
+                   params={"reason": str(pol.get("central_reason", ""))},
+                   expected={"schedule": "scheduled centrally (policy schedule.central)"})
+
+
 @check("MN-03", needs=("schedule_state",))
 def MN_03(facts: FactSet, policy: Policy) -> Verdict:
+    central = scheduled_centrally(policy)
+    if central is not None:
+        return central
     ss = facts.need("schedule_state")
     pol = policy["schedule"]
     max_days = pol["max_report_age_days"]
-    expected = {"schedule": "an enabled systemd timer or cron job running mamoru scan",
+    expected = {"schedule": "an enabled systemd timer, cron job or LaunchDaemon running mamoru scan or agent run",
                 "report_dir": pol["report_dir"], "newest_report_age_days": f"<= {max_days}"}
     if ss["report_dir"] != pol["report_dir"]:
         return error(phrase("report_dir_mismatch", collected=ss["report_dir"], policy=pol["report_dir"]),

@@ -357,6 +357,8 @@ def tx01_windows(facts: FactSet, policy: Policy) -> Verdict:
 
 def mn03_windows(facts: FactSet, policy: Policy) -> Verdict:
     """The Linux MN-03 judge on the scheduled tasks' facts (same shape), with the Windows wording."""
+    if (central := monitoring.scheduled_centrally(policy)) is not None:
+        return central
     ws = facts.need("win_schedule")
     if (ws.get("problems") and not any(j.get("enabled") for j in ws.get("jobs", []))) or ws.get("reports") is None:
         return error(phrase("win_unreadable", problems=[error_phrase({"kind": "file", "message": str(x)})

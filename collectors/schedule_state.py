@@ -1,10 +1,10 @@
 """Is a job scheduled here that runs ``mamoru scan``, and how old is the newest report it left?
 
-Schedules are systemd timers (unit files in the usual directories, enabled
+Schedules are ``mamoru scan`` or ``mamoru agent run`` jobs: systemd timers (unit files in the usual directories, enabled
 when linked from a ``*.wants`` directory under /etc/systemd/system) and cron
 (``/etc/crontab``, ``/etc/cron.d``, user crontabs, ``/etc/cron.{daily,…}``
-scripts, anacrontab). A schedule only proves intent; the newest report in the
-policy's report directory proves the job actually ran. Its age comes from the
+scripts, anacrontab) and macOS LaunchDaemons (``/Library/LaunchDaemons``). A schedule only proves
+intent; the newest report in the policy's report directory proves the job actually ran. Its age comes from the
 report's own ``run.finished`` when readable, else from the file time. A report that cannot be read is a
 ``problem``: a code with its parts (collectors/problems.py).
 
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import plistlib
 import posixpath
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 from agent.targets.base import FileMissing, Target, TargetError
 from collectors.base import Collector, Facts
@@ -33,7 +35,10 @@ CRON_SCRIPT_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
              "/usr/lib/systemd/system", "/lib/systemd/system")
 WANTS_ROOT = "/etc/systemd/system"
-MAMORU_SCAN = re.compile(r"\bmamoru\b.*\bscan\b")
+#: ``mamoru scan`` (``mamoru schedule``) or ``mamoru agent run`` (``mamoru agent install``).
+MAMORU_SCAN = re.compile(r"\bmamoru\b.*\b(scan|agent\s+run)\b")
+LAUNCHD_DIRS = ("/Library/LaunchDaemons",)
+MAX_PLIST_BYTES = 256 * 1024
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 
 
@@ -149,8 +154,38 @@ def timers_running(target: Target, pattern: re.Pattern[str]) -> list[dict[str, A
     return out
 
 
+def launchd_jobs(target: Target, pattern: re.Pattern[str]) -> list[dict[str, Any]]:
+    """macOS LaunchDaemons whose ``ProgramArguments`` match ``pattern`` (``mamoru agent install`` writes one).
+
+    A plist that cannot be parsed is skipped like a cron line that does not match: it schedules nothing.
+    """
+    out: list[dict[str, Any]] = []
+    for d in LAUNCHD_DIRS:
+        try:
+            names = [n for n in target.list_dir(d) if n.endswith(".plist")]
+        except TargetError:
+            continue
+        for name in sorted(names):
+            path = posixpath.join(d, name)
+            try:
+                doc = plistlib.loads(target.read_file(path, max_bytes=MAX_PLIST_BYTES))
+            except (TargetError, plistlib.InvalidFileException, ExpatError, ValueError, TypeError, OverflowError):
+                continue
+            if not isinstance(doc, dict):
+                continue
+            args = doc.get("ProgramArguments")
+            line = " ".join(map(str, args)) if isinstance(args, list) else str(doc.get("Program", ""))
+            if not pattern.search(line):
+                continue
+            interval = doc.get("StartCalendarInterval")
+            out.append({"kind": "launchd", "where": path, "line": line[:300],
+                        "schedule": [str(interval)] if interval else [],
+                        "enabled": doc.get("Disabled") is not True and bool(interval or doc.get("StartInterval"))})
+    return out
+
+
 def jobs_mentioning(target: Target, pattern: re.Pattern[str]) -> list[dict[str, Any]]:
-    return cron_entries(target, pattern) + timers_running(target, pattern)
+    return cron_entries(target, pattern) + timers_running(target, pattern) + launchd_jobs(target, pattern)
 
 
 def newest_report(target: Target, directory: str) -> dict[str, Any]:
@@ -190,8 +225,8 @@ def newest_report(target: Target, directory: str) -> dict[str, Any]:
 class ScheduleStateCollector(Collector):
     id = "schedule_state"
     reads = CRON_FILES
-    lists = (*CRON_DIRS, *CRON_SCRIPT_DIRS, *UNIT_DIRS)
-    version = "2"  # 2: the report's problem is a code with its parts
+    lists = (*CRON_DIRS, *CRON_SCRIPT_DIRS, *UNIT_DIRS, *LAUNCHD_DIRS)
+    version = "3"  # 2: the report's problem is a code with its parts; 3: mamoru agent run and LaunchDaemons
     inputs = ("schedule.report_dir",)
 
     def collect(self, target: Target) -> Facts:

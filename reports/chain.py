@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 from agent.errors import ConfigError
 
 SIG_SUFFIX = ".sig"
+#: Beside the reports: the signed record of reports removed on purpose (``mamoru agent run`` retention). A
+#: report whose predecessor is gone verifies only when a signature-checked record names that predecessor's
+#: SHA-256; without the record (or with a bad signature) the removal is reported as before. Hidden and not
+#: ``*.json``, so it is never read as a report (nor counted by MN-03).
+PRUNED_NAME = ".mamoru-pruned"
+PRUNED_SCHEMA = "mamoru-pruned/1"
 REPORT_SCHEMA_PREFIX = "mamoru-report/"
 MAX_REPORT_BYTES = 256 * 1024 * 1024
 
@@ -356,6 +362,7 @@ def verify_chain(directory: str | Path, check_signature: Callable[[ReportFile], 
     by_name = {r.name: r for r in everything}
     by_run = {r.run_id: r for r in everything if r.doc is not None and r.run_id}
     problems: list[Problem] = []
+    pruned = _pruned(Path(directory), check_signature, problems)
     # Where a report that cannot be read sits in the series: just before whoever recorded it.
     anchor: dict[str, tuple[str, int]] = {}
     for r in everything:
@@ -379,14 +386,55 @@ def verify_chain(directory: str | Path, check_signature: Callable[[ReportFile], 
             scopes.setdefault(r.scope, []).append(r)
     series: dict[str, list[ReportFile]] = {}
     for name, members in scopes.items():
-        problems.extend(_check_links(members, by_sha, by_name, by_run))
-        series[name] = _chain_order(members, by_sha)
+        problems.extend(_check_links(members, by_sha, by_name, by_run, pruned))
+        series[name] = _chain_order(members, by_sha, pruned)
     problems.sort(key=lambda p: p.order)
     return ChainResult(directory=str(directory), series=series, problems=problems)
 
 
+def read_pruned(directory: Path) -> tuple[bytes, list[dict[str, Any]]] | None:
+    """The pruned record's bytes and entries; None when there is none. Raises ValueError when it is malformed."""
+    path = directory / PRUNED_NAME
+    try:
+        opened = _open_regular(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ValueError(f"cannot read it ({e.strerror})") from None
+    if opened is None:
+        raise ValueError("not a regular file")
+    fd, size = opened
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(min(size, MAX_REPORT_BYTES) + 1)
+    doc, why = parse_json(data)
+    if not isinstance(doc, dict) or doc.get("schema") != PRUNED_SCHEMA or not isinstance(doc.get("pruned"), list):
+        raise ValueError(why or f"not a {PRUNED_SCHEMA} record")
+    entries = [e for e in doc["pruned"] if isinstance(e, dict) and isinstance(e.get("sha256"), str)]
+    return data, entries
+
+
+def _pruned(directory: Path, check_signature: Callable[[ReportFile], str | None], problems: list[Problem]
+            ) -> set[str]:
+    """SHA-256s of reports removed on purpose, from a record whose signature checks (else a problem, and
+    none counts as pruned: an unsigned record could hide any removal)."""
+    try:
+        found = read_pruned(directory)
+    except ValueError as e:
+        problems.append(Problem(PRUNED_NAME, f"{PRUNED_NAME} (the record of pruned reports) is damaged: {e}",
+                                ("", 0)))
+        return set()
+    if found is None:
+        return set()
+    data, entries = found
+    why = check_signature(ReportFile(path=directory / PRUNED_NAME, data=data, doc=None))
+    if why is not None:
+        problems.append(Problem(PRUNED_NAME, f"{PRUNED_NAME} (the record of pruned reports): {why}", ("", 0)))
+        return set()
+    return {e["sha256"] for e in entries}
+
+
 def _check_links(members: list[ReportFile], by_sha: dict[str, ReportFile], by_name: dict[str, ReportFile],
-                 by_run: dict[str, ReportFile]) -> list[Problem]:
+                 by_run: dict[str, ReportFile], pruned: frozenset[str] | set[str] = frozenset()) -> list[Problem]:
     problems: list[Problem] = []
     successors: dict[str, list[ReportFile]] = {}
     starts: list[ReportFile] = []
@@ -412,6 +460,9 @@ def _check_links(members: list[ReportFile], by_sha: dict[str, ReportFile], by_na
                                                 f"the series is out of order", (r.started, 1)))
             continue
         culprit = by_run.get(run_id) or (by_name.get(recorded_name) if recorded_name else None)
+        if sha in pruned and culprit is None:
+            starts.append(r)  # its predecessor was pruned on purpose, and the signed record says so
+            continue
         if recorded_name == r.name and (culprit is None or culprit is r):
             problems.append(Problem(
                 r.name, f"{r.name} was written over an earlier report of the same name (run {run_id}), which is "
@@ -441,7 +492,8 @@ def _check_links(members: list[ReportFile], by_sha: dict[str, ReportFile], by_na
     return problems
 
 
-def _chain_order(members: list[ReportFile], by_sha: dict[str, ReportFile]) -> list[ReportFile]:
+def _chain_order(members: list[ReportFile], by_sha: dict[str, ReportFile],
+                 pruned: frozenset[str] | set[str] = frozenset()) -> list[ReportFile]:
     """Reports in link order from the first; those not reachable follow by start time."""
     following: dict[str, list[ReportFile]] = {}
     for r in members:
@@ -450,7 +502,11 @@ def _chain_order(members: list[ReportFile], by_sha: dict[str, ReportFile]) -> li
             following.setdefault(str(prev.get("sha256")), []).append(r)
     ordered: list[ReportFile] = []
     seen: set[str] = set()
-    for start in sorted((r for r in members if r.previous is None), key=lambda r: r.started):
+    def is_start(r: ReportFile) -> bool:
+        prev = r.previous
+        return prev is None or (str(prev.get("sha256")) in pruned and str(prev.get("sha256")) not in by_sha)
+
+    for start in sorted(filter(is_start, members), key=lambda r: r.started):
         current: ReportFile | None = start
         while current is not None and current.sha256 not in seen:
             ordered.append(current)

@@ -42,7 +42,11 @@ def _write(root: Path, path: str, content: str) -> Path:
               help="With --install: write under this directory instead of / (an image, a test).")
 def schedule(kind: str, policy_path: str | None, sign_key: str, no_sign: bool, at: str, mamoru_path: str | None,
              install: bool, root: str) -> int:
-    """Show how to run a signed scan every day; nothing is installed without --install."""
+    """Show how to run a signed scan every day; nothing is installed without --install.
+
+    The older, Linux-only form of ``mamoru agent install`` (which adds the run lock, retention, delivery,
+    macOS and Windows): kept so that existing timers and cron lines stay understood, and MN-03 reads both.
+    """
     from agent.config.policy import load_policy
     from agent.schedule import CRON_PATH, WANTS_LINK, Schedule, cron_line, systemd_units
 
@@ -51,6 +55,7 @@ def schedule(kind: str, policy_path: str | None, sign_key: str, no_sign: bool, a
                  policy=str(Path(policy_path).resolve()) if policy_path else None,
                  sign_key=None if no_sign else sign_key, at=at)
     files = systemd_units(s) if kind == "systemd" else {CRON_PATH: cron_line(s)}
+    note("mamoru agent install does this too, with a run lock, retention, delivery, and macOS and Windows")
     if not install:
         for path, content in files.items():
             click.echo(f"# {path}\n{content}")
