@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "report": "agent.cli.report_cmd:report",
     "diff": "agent.cli.diff_cmd:diff",
     "answers": "agent.cli.answers_cmd:answers_group",
+    "audit": "agent.cli.audit_cmd:audit",
 }
 
 
