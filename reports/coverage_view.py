@@ -45,9 +45,9 @@ def _how(entry: Mapping[str, Any], w: Mapping[str, Any]) -> Text:
         parts.append(w["automated"].format(n=n) + (w["automated_status"].format(counts=shown) if shown else ""))
     attested = entry.get("attested") or []
     if attested:
+        said = [(printable(str(a.get("check", ""))), str(a.get("status", ""))) for a in attested]
         parts.append(w["attested"].format(checks=", ".join(
-            f"{printable(str(a.get('check', '')))} ({w['status'].get(a.get('status'), printable(str(a.get('status'))))})"
-            for a in attested)))
+            f"{check} ({w['status'].get(status, printable(status))})" for check, status in said)))
     unanswered = entry.get("unanswered") or []
     if unanswered:
         parts.append(w["unanswered"].format(checks=", ".join(printable(str(c)) for c in unanswered)))

@@ -54,7 +54,7 @@ from agent.cli.remote_options import remote_options
 @remote_options
 @lang_option
 @click.pass_context
-def audit(ctx: click.Context, networks: tuple[str, ...], wifi: bool, wifi_captures: tuple[str, ...],
+def audit(ctx: click.Context, /, networks: tuple[str, ...], wifi: bool, wifi_captures: tuple[str, ...],
           bundles: tuple[str, ...], answers_path: str | None, policy_path: str | None, waivers_path: str | None,
           output: str, sign_key: str | None, scope: str, workers: int, quiet: bool, lang: str,
           **remote: Any) -> int:
