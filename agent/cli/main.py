@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "answers": "agent.cli.answers_cmd:answers_group",
     "incident": "agent.cli.incident_cmd:incident_group",
     "agent": "agent.cli.agent_cmd:agent_group",
+    "audit": "agent.cli.audit_cmd:audit",
 }
 
 
