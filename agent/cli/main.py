@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "diff": "agent.cli.diff_cmd:diff",
     "answers": "agent.cli.answers_cmd:answers_group",
     "incident": "agent.cli.incident_cmd:incident_group",
+    "push": "agent.cli.push_cmd:push",
 }
 
 
