@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "incident": "agent.cli.incident_cmd:incident_group",
     "agent": "agent.cli.agent_cmd:agent_group",
     "audit": "agent.cli.audit_cmd:audit",
+    "push": "agent.cli.push_cmd:push",
 }
 
 
