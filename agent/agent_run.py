@@ -55,13 +55,63 @@ class Outbox(Protocol):
 
 
 def outbox_for(cfg: AgentConfig) -> Outbox | None:
-    """The outbox of ``cfg``'s push target, or None while delivery is not configured.
+    """The outbox of ``cfg``'s push target (``DIR/.mamoru-outbox``, the one ``mamoru push DIR`` uses), or None
+    when no push target is configured. Opening it is cheap: it is a SQLite file."""
+    if not cfg.get("push"):
+        return None
+    return QueueView(Path(cfg["reports"]), cfg)
 
-    HOOK (A1): once ``agent.outbox`` exists, return its queue for ``cfg["push"]`` here (a SQLite file in the
-    reports directory). Until then this returns None: nothing is queued, and ``prune`` refuses to prune a
-    series that has a push target (it cannot ask whether a report is still waiting to be delivered).
+
+class QueueView:
+    """``agent.outbox``'s queue as ``agent run`` and ``agent status`` see it.
+
+    The report goes in with its ``.sig`` (only signed reports are delivered: the server verifies them), then one
+    delivery pass runs. A delivery that fails is the outbox's business (retried later, with backoff); it never
+    changes the scan's exit code, and the run's log line says what happened.
     """
-    return None
+
+    def __init__(self, reports: Path, cfg: AgentConfig) -> None:
+        self.directory = reports / ".mamoru-outbox"
+        self.cfg = cfg
+
+    def _open(self) -> Any:
+        from agent.outbox import Outbox as Queue
+
+        return Queue.open(self.directory)
+
+    def enqueue(self, report: Path, signature: Path | None) -> None:
+        from agent.outbox import enqueue
+
+        with self._open() as queue:
+            enqueue(queue, report)
+
+    def deliver(self) -> dict[str, Any]:
+        from agent.push import Client, deliver
+
+        push = self.cfg["push"]
+        with self._open() as queue:
+            if queue.destination() not in (None, push["url"]):
+                return {"delivered": 0, "error": "the outbox belongs to another destination"}
+            queue.set_destination(push["url"])
+            done = deliver(queue, Client.make(push["url"], push["token_file"]))
+            return {"delivered": len(done.confirmed), "refused": len(done.refused), "failures": len(done.failures),
+                    "busy": done.busy, "waiting": queue.status().queued}
+
+    def is_queued(self, report: Path) -> bool:
+        import hashlib
+
+        sha = hashlib.sha256(report.read_bytes()).hexdigest()
+        with self._open() as queue:
+            return any(i.sha256 == sha for i in queue.due(now=float("inf"), include_refused=True))
+
+    def size(self) -> int:
+        with self._open() as queue:
+            return int(queue.status().queued)
+
+    def last_delivery(self) -> str | None:
+        with self._open() as queue:
+            last = queue.status().last_delivery
+        return None if last is None else _iso(last)
 
 
 # --- lock --------------------------------------------------------------------------------------------------
@@ -146,9 +196,14 @@ def run(cfg: AgentConfig) -> tuple[int, dict[str, Any]]:
         record.update(exit=code, report=output.name if written else None,
                       signed=written and signature.exists())
         outbox = outbox_for(cfg)
-        if written and outbox is not None:  # QUEUE HOOK (A1): the report and its .sig go to the outbox here
-            outbox.enqueue(output, signature if signature.exists() else None)
-            record["queued"] = True
+        if written and outbox is not None:  # the report and its .sig go to the outbox, then one delivery pass
+            try:
+                outbox.enqueue(output, signature if signature.exists() else None)
+                record["queued"] = True
+                if isinstance(outbox, QueueView):
+                    record["delivery"] = outbox.deliver()
+            except Exception as e:  # delivery never costs the report: it stays queued, the log line says why
+                record["delivery_error"] = f"{type(e).__name__}: {e}"
         record["pruned"], record["prune_note"] = prune(cfg, outbox)
         record["finished"] = _iso(time.time())
         _save_state(directory, record)
