@@ -62,7 +62,8 @@ def coverage(findings: Sequence[Finding], targets: Sequence[TargetRecord],
             state = "uncovered"
         out[item] = {
             "state": state,
-            "automated": {"targets": len({f.target for f in machine}), "by_status": dict(by_status)},
+            "automated": {"targets": len({f.target for f in machine if f.status in JUDGED}),
+                          "by_status": dict(by_status)},
             "attested": [{"check": f.check, "status": f.status, "by": str((f.attestation or {}).get("by", "")),
                           "at": str((f.attestation or {}).get("at", ""))} for f in attested],
             "unanswered": sorted({f.check for f in asked}),

@@ -324,3 +324,20 @@ def test_organisation_messages_are_japanese_in_japanese(run_cli: RunCli, tmp_pat
         for field in ("title", "message", "remediation"):
             assert not english_runs(f[field]["ja"]), (f["check"], field, f[field]["ja"])
             assert "{" not in f[field]["ja"] and "{" not in f[field]["en"]
+
+
+def test_coverage_counts_only_targets_a_program_judged() -> None:
+    """"Automated on N targets" means judged (pass/fail) there: a target where the check does not apply (the
+    network target for an account check) or could not tell is not counted as covering the item."""
+    from reports.coverage import coverage
+    from reports.model import Finding, TargetRecord
+
+    def f(target: str, status: str) -> Finding:
+        text = {"ja": "x", "en": "x"}
+        return Finding(check="IA-01", target=target, status=status, severity="high", guideline=["MLIT-9-5-1"],
+                       title=text, message=text, remediation=text, evidence={}, expected={}, duration_ms=0.0)
+
+    targets = [TargetRecord(id=t, kind="ssh", hostname=t, os="", status="ok") for t in ("a", "b", "c")]
+    got = coverage([f("a", "pass"), f("b", "not_applicable"), f("c", "error")], targets, ["MLIT-9-5-1"])
+    assert got["MLIT-9-5-1"]["automated"]["targets"] == 1
+    assert got["MLIT-9-5-1"]["state"] == "partly"

@@ -108,11 +108,15 @@ class Ingest:
         self.server.server_close()
 
 
+KEY_PATH: list[str] = []  # the module's signing key, set by ``reports``
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five signed reports of one series, written by real scans."""
     base = tmp_path_factory.mktemp("push")
     key = create_key_files(base / "signing_key", comment=IDENTITY)
+    KEY_PATH[:] = [key.path]
     directory = base / "reports"
     directory.mkdir()
     for n in range(1, 6):
@@ -235,12 +239,26 @@ def test_a_refusal_keeps_the_report_flagged(rdir: Path, tmp_path: Path, server: 
     assert_once(server, rdir)
 
 
+def one_more_report(rdir: Path, n: int) -> None:
+    """A new signed report for the queue (another run id), so every round of kills has work to interrupt."""
+    from reports.signing.keys import load_signing_key
+    from reports.signing.sshsig import sign
+
+    doc = json.loads((rdir / "report-1.json").read_bytes())
+    doc["run"]["id"] = f"kill-round-{n}"
+    data = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
+    key = load_signing_key(KEY_PATH[0])
+    (rdir / f"report-k{n:02d}.json").write_bytes(data)
+    Path(f"{rdir}/report-k{n:02d}.json.sig").write_bytes(sign(data, key.private))
+
+
 def test_kill_9_at_random_moments_loses_nothing_sends_nothing_twice(rdir: Path, token: Path) -> None:
     server = Ingest(delay=0.15)
     rng = random.Random(1414)
     kills = 0
     try:
-        for _ in range(20):
+        for n in range(20):
+            one_more_report(rdir, n)
             proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "push", str(rdir), "--to", server.url(),
                                      "--token-file", str(token)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
