@@ -80,10 +80,12 @@ class QueueView:
         return Queue.open(self.directory)
 
     def enqueue(self, report: Path, signature: Path | None) -> None:
-        from agent.outbox import enqueue
+        """Queue ``report`` and every other signed report of the series not yet delivered (a run killed
+        between writing its report and queuing it leaves one behind: this run picks it up)."""
+        from agent.outbox import queue_directory
 
         with self._open() as queue:
-            enqueue(queue, report)
+            queue_directory(queue, report.parent)
 
     def deliver(self) -> dict[str, Any]:
         from agent.push import Client, deliver

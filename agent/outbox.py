@@ -354,6 +354,31 @@ def enqueue(outbox: Outbox, report_path: str | os.PathLike[str]) -> str:
                           sig=sig)
 
 
+def queue_directory(outbox: Outbox, directory: Path) -> tuple[int, int, int]:
+    """Queue every signed report of ``directory`` not yet delivered: (queued now, already sent, unsigned).
+
+    Both ``mamoru push DIR`` and ``agent run`` call this, so a report written by a run that was killed before
+    it was queued is picked up by the next one: queuing the whole series, not only the newest report, is what
+    makes "nothing is lost" hold across crashes. Raises OSError when the directory cannot be listed.
+    """
+    from reports.chain import SIG_SUFFIX, read_reports
+
+    queued = sent = unsigned = 0
+    for r in read_reports(directory):
+        sig_path = Path(f"{r.path}{SIG_SUFFIX}")
+        if r.doc is None or not sig_path.exists():
+            unsigned += 1
+            continue
+        if outbox.is_sent(r.sha256):
+            sent += 1
+            continue
+        outcome = outbox.enqueue(sha256=r.sha256, name=r.name, run_id=r.run_id, started=r.started, report=r.data,
+                                 sig=read_signature(sig_path))
+        queued += outcome == "queued"
+        sent += outcome == "already_sent"
+    return queued, sent, unsigned
+
+
 MAX_SIG_BYTES = 64 * 1024  # an Ed25519 SSHSIG is ~300 bytes
 
 

@@ -58,3 +58,25 @@ def test_agent_run_delivers_through_the_outbox_and_prunes_only_what_was_delivere
         assert "outbox: 0 report(s) waiting" in out and "last delivery: never" not in out
     finally:
         server.close()
+
+
+def test_a_report_left_unqueued_by_an_earlier_run_is_delivered_by_the_next(
+        setup: tuple[Path, Path, Path], run_cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """A run killed between writing its report and queuing it (here: a run before push was configured) leaves a
+    signed report outside the outbox; the next run queues the whole series, so it is not lost."""
+    config, reports, _ = setup
+    rc, _, _, err = run_cli("agent", "run", "--config", str(config), report=False)
+    assert rc in (0, 1), err
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    server = Ingest()
+    try:
+        config.write_text(config.read_text() + f"push:\n  url: {server.url()}\n  token_file: {token}\n")
+        rc, _, _, err = run_cli("agent", "run", "--config", str(config), report=False)
+        assert rc in (0, 1), err
+        made = reports_in(reports)
+        assert len(made) == 2
+        assert sorted(server.stored) == sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in made)
+    finally:
+        server.close()

@@ -36,15 +36,12 @@ def push(directory: str, to: str, token_file: str, ca_file: str | None, outbox_d
     """Deliver the signed reports of DIR to a dashboard, each once, through a crash-safe outbox."""
     from agent import outbox as ob
     from agent.push import Client, deliver
-    from reports.chain import SIG_SUFFIX, read_reports
     from reports.notes import note
 
     client = Client.make(to, token_file, ca_file)
     reports_dir = Path(directory)
-    try:
-        reports = read_reports(reports_dir)
-    except OSError as e:
-        raise ConfigError(f"{directory}: cannot list it ({e.strerror})") from None
+    if not reports_dir.is_dir():  # before the outbox is made inside it
+        raise ConfigError(f"{directory}: not a directory of reports")
     with ob.Outbox.open(Path(outbox_dir) if outbox_dir else reports_dir / OUTBOX_DIR) as box:
         known = box.destination()
         if known is None:
@@ -52,19 +49,10 @@ def push(directory: str, to: str, token_file: str, ca_file: str | None, outbox_d
         elif known != client.url:
             raise ConfigError(f"the outbox {box.directory} delivers to {known}; give another --outbox for "
                               f"{client.url}")
-        queued = sent = unsigned = 0
-        for r in reports:
-            sig_path = Path(f"{r.path}{SIG_SUFFIX}")
-            if r.doc is None or not sig_path.exists():
-                unsigned += 1
-                continue
-            if box.is_sent(r.sha256):
-                sent += 1
-                continue
-            outcome = box.enqueue(sha256=r.sha256, name=r.name, run_id=r.run_id, started=r.started, report=r.data,
-                                  sig=ob.read_signature(sig_path))
-            queued += outcome == "queued"
-            sent += outcome == "already_sent"
+        try:
+            queued, sent, unsigned = ob.queue_directory(box, reports_dir)
+        except OSError as e:
+            raise ConfigError(f"{directory}: cannot list it ({e.strerror})") from None
         say(note("push_queued", directory=directory, queued=queued, sent=sent, unsigned=unsigned), lang)
         result = deliver(box, client, wait_s=wait_s, retry_refused=True)
         if result.busy:
