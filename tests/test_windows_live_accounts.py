@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import codecs
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config.policy import load_policy
-from agent.runner import TargetFacts, announce_reads, evaluate_target, run_collector
+from agent.runner import evaluate_target
 from agent.targets.local import powershell_batch
 from agent.targets.powershell import PowerShellBatch, part_specs
 from agent.targets.registry import HiveUnreadable, RegAnswer, RegistryReader, RegQuery
@@ -37,6 +36,7 @@ from collectors.windows.secedit import secedit_file
 from reports.model import Finding
 from tests.sshd_helpers import SshdLab
 from tests.test_windows_live_replay import FIXTURES, SCRIPTS, STANDIN_ARGV, ReplayTarget
+from tests.windows_collect import collect_windows
 
 SAM_COLLECTORS = [ACCOUNTS, LOCAL_ADMINS, AUDIT_POLICY]
 CHECKS = ("IA-01", "IA-02", "IA-03", "PM-02", "PM-04", "LG-03")
@@ -83,15 +83,7 @@ def judges() -> dict[str, Check]:
 def scan(batch: PowerShellBatch, policy: Any = None) -> dict[str, Finding]:
     """Announce, collect concurrently (as the runner does), judge with the Windows-aware checks."""
     target = ReplayTarget(batch)
-    announce_reads(target, SAM_COLLECTORS)
-    records: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda c=c: records.__setitem__(c.id, run_collector(c, target)))
-               for c in SAM_COLLECTORS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    tf = TargetFacts(id=target.id, kind=target.kind, system="windows", facts=records)
+    tf = collect_windows(target, SAM_COLLECTORS)
     return {f.check: f for f in evaluate_target(tf, list(judges().values()), policy or load_policy())}
 
 

@@ -16,7 +16,6 @@ import base64
 import json
 import shutil
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 
 import agent.targets.ps
 from agent.config.policy import Policy, load_policy
-from agent.runner import TargetFacts, announce_reads, collect_target, evaluate_target, run_collector
+from agent.runner import TargetFacts, collect_target, evaluate_target
 from agent.targets.base import PlatformInfo
 from agent.targets.local import powershell_batch
 from agent.targets.powershell import PowerShellBatch
@@ -43,6 +42,7 @@ from collectors.windows.wlan import WIFI_PROFILES
 from reports.model import Finding
 from tests.sshd_helpers import SFTP_SERVER, LoginUser, Sshd, SshdLab
 from tests.test_windows_offline_more import REPORTS, SECRET, task_xml, wlan_profile
+from tests.windows_collect import collect_windows
 
 HERE = Path(__file__).resolve().parent
 STANDIN = HERE / "windows_ps_standin.py"
@@ -137,15 +137,7 @@ def judge(target: Any, policy: Policy | None = None) -> dict[str, Finding]:
     from agent.registry import checks as registered
 
     policy = policy or policy_with()
-    announce_reads(target, COLLECTORS)
-    records: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda c=c: records.__setitem__(c.id, run_collector(c, target, policy)))
-               for c in COLLECTORS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    tf = TargetFacts(id=target.id, kind=target.kind, system="windows", facts=records)
+    tf = collect_windows(target, COLLECTORS, policy)
     every = registered()
     return {f.check: f for f in evaluate_target(tf, [every[c] for c in CHECKS], policy)}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 
 import agent.targets.ps
 from agent.config.policy import load_policy
-from agent.runner import TargetFacts, announce_reads, evaluate_target, run_collector
+from agent.runner import evaluate_target
 from agent.targets import powershell as ps
 from agent.targets.base import FileStat, PlatformInfo, Target
 from agent.targets.local import powershell_batch
@@ -32,6 +31,7 @@ from agent.targets.registry_powershell import PowerShellRegistry
 from collectors.windows.live import BITLOCKER, DEFENDER, HOTFIX
 from collectors.windows.settings import SCREENLOCK
 from reports.model import Finding
+from tests.windows_collect import collect_windows
 
 STANDIN = Path(__file__).resolve().parent / "windows_ps_standin.py"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "windows_live"
@@ -92,15 +92,7 @@ def scan(batch: PowerShellBatch, checks: tuple[str, ...] = ("AV-01", "AV-02", "A
     from agent.registry import checks as registered
 
     target = ReplayTarget(batch)
-    announce_reads(target, LIVE)
-    records: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda c=c: records.__setitem__(c.id, run_collector(c, target)))
-               for c in LIVE]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    tf = TargetFacts(id=target.id, kind=target.kind, system="windows", facts=records)
+    tf = collect_windows(target, LIVE)
     every = registered()
     return {f.check: f for f in evaluate_target(tf, [every[c] for c in checks], policy or load_policy())}
 

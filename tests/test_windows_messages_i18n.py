@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,14 @@ import pytest
 
 from agent import registry
 from agent.config.policy import Policy, load_policy
-from agent.runner import TargetFacts, announce_reads, collect_target, evaluate_target, run_collector
+from agent.runner import TargetFacts, collect_target, evaluate_target
 from agent.targets.local import powershell_batch
 from checks import base
 from reports.model import Finding
 from tests.test_messages_i18n import english_leaks, english_runs
 from tests.test_windows_live_replay import FIXTURES, SCRIPTS, STANDIN_ARGV, ReplayTarget
 from tests.test_windows_monitoring import set_value
+from tests.windows_collect import collect_windows
 from tests.windows_image import (
     CORRUPTED_SYSTEM,
     SECURITY,
@@ -165,15 +165,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Finding]]
 def collect_replay(collectors: list[Any], pol: Policy) -> TargetFacts:
     """One PowerShell batch for every collector, announced first and collected concurrently, as the runner does."""
     target = ReplayTarget(powershell_batch(STANDIN_ARGV))
-    announce_reads(target, collectors)
-    records: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda c=c: records.__setitem__(c.id, run_collector(c, target, pol)))
-               for c in collectors]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return TargetFacts(id=target.id, kind=target.kind, system="windows", facts=records)
+    return collect_windows(target, collectors, pol, timeout=120)
 
 
 @pytest.fixture(scope="module")
