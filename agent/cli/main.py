@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "agent": "agent.cli.agent_cmd:agent_group",
     "audit": "agent.cli.audit_cmd:audit",
     "push": "agent.cli.push_cmd:push",
+    "dashboard": "agent.cli.dashboard_cmd:dashboard",
 }
 
 

@@ -1,0 +1,2 @@
+"""The dashboard's pages, one module per area: home/login (home), ingest (api, upload), organisation pages
+(overview, hosts, checks, exports) and administration (admin)."""
