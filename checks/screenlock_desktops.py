@@ -59,8 +59,8 @@ def kde(facts: dict[str, Any], policy: Policy) -> Verdict:
     bad: list[Phrase] = []
     for key, why in (("Autolock", "kde_why_autolock_off"), ("Lock", "kde_why_no_password"),
                      ("RequirePassword", "kde_why_no_password"), ("LockOnResume", "kde_why_no_resume_lock")):
-        if not kde_bool(raw[key]) and phrase(why, key=key) not in bad:
-            bad.append(phrase(why, key=key))
+        if not kde_bool(raw[key]) and phrase(why, setting=key) not in bad:
+            bad.append(phrase(why, setting=key))
     restriction = facts["restriction"] or {}
     if restriction.get("value") not in (None, "") and not kde_bool(restriction["value"]):
         bad.append(phrase("kde_why_lock_action_restricted", file=restriction["set_in"]))
@@ -95,7 +95,7 @@ def _xfce_one(view: dict[str, Any], defaults: dict[str, str], policy: Policy) ->
     for key in ("/saver/enabled", "/saver/idle-activation/enabled", "/lock/enabled",
                 "/lock/saver-activation/enabled", "/lock/sleep-activation"):
         if not _xfce_bool(eff[key]):
-            bad.append(phrase("xfce_why_off", key=key))
+            bad.append(phrase("xfce_why_off", setting=key))
     idle, delay = number(eff["/saver/idle-activation/delay"]), number(eff["/lock/saver-activation/delay"])
     seconds = int((idle + max(delay, 0)) * 60)
     if idle <= 0:
