@@ -6,7 +6,8 @@ priority first, then the user's own file. Locks are per user:
 
 - ``<channel locked="LIST">`` or ``unlocked="LIST"`` in a system file locks the whole channel for a user in
   LIST (or, with ``unlocked``, for everyone not in it): every earlier property is dropped, the user's file is
-  no longer read, and a later system file that does not keep the lock is ignored;
+  no longer read, and a later system file whose attribute does not keep the lock is ignored (one with no
+  attribute at all is merged, its values still locked);
 - ``<property locked="LIST">`` / ``unlocked="LIST"`` locks that property alone (not its children).
 
 LIST is ``;``-separated user names and ``@group`` names, a group counting only its member list in
@@ -87,8 +88,9 @@ def view(files: list[tuple[str, ET.Element]], person: Person) -> ChannelView:
     out: ChannelView = {"user": person["name"], "channel_locked": False, "properties": {}}
     for _path, root in files:
         state = _lock(person, root)
-        if out["channel_locked"] and state is not True:
+        if out["channel_locked"] and state is False:
             continue  # "File is not locked, but a previous file is": the file is refused
+        # A file with neither attribute says nothing of the lock: its values still win (seen with xfconfd 4.18).
         if not out["channel_locked"] and state is True:
             out["properties"], out["channel_locked"] = {}, True
 
