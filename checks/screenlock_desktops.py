@@ -51,7 +51,8 @@ def kde(facts: dict[str, Any], policy: Policy) -> Verdict:
     evidence = {"files": facts["files"], "config_dirs": facts["config_dirs"], "effective": raw,
                 "set_by_system": sorted(k for k, v in keys.items() if v["value"] not in (None, "")),
                 "immutable": {k: v["immutable"] for k, v in keys.items() if v["immutable"]},
-                "defaults": facts["defaults"], "restriction": facts["restriction"]}
+                "defaults": facts["defaults"], "defaults_source": facts.get("defaults_source"),
+                "restriction": facts["restriction"]}
     try:
         minutes, grace = number(raw["Timeout"]), number(raw["LockGrace"])
     except BadValue as e:
@@ -120,7 +121,7 @@ def xfce(facts: dict[str, Any], policy: Policy) -> Verdict:
                 "locked_for_everyone": list(XFCE_MUST_LOCK) if policy["screen_lock"]["require_system_lock"] else []}
     evidence: dict[str, Any] = {"lockers": facts["lockers"], "files": facts["files"],
                                 "config_dirs": facts["config_dirs"], "channel": facts["channel"],
-                                "defaults": facts["defaults"]}
+                                "defaults": facts["defaults"], "defaults_source": facts.get("defaults_source")}
     if "xfce4-screensaver" not in facts["lockers"]:
         if "light-locker" in facts["lockers"]:
             return error(phrase("xfce_light_locker", paths=facts["lockers"]["light-locker"]), evidence=evidence)
@@ -134,12 +135,12 @@ def xfce(facts: dict[str, Any], policy: Policy) -> Verdict:
             seconds.append(secs)
             for p in bad:
                 key = json.dumps([p.key, dict(p.params)], sort_keys=True, default=str)
-                found.setdefault(key, (p, []))[1].append(view["user"] or "-")
+                found.setdefault(key, (p, []))[1].append(view["user"] or "(anyone)")
     except BadValue as e:
         return error(phrase("xfce_bad_value", value=str(e)), evidence=evidence)
-    people = [v["user"] or "-" for v in facts["views"]]
+    people = [v["user"] or "(anyone)" for v in facts["views"]]
     evidence["people"] = people
-    evidence["locked"] = {v["user"] or "-": ("channel" if v["channel_locked"] else
+    evidence["locked"] = {v["user"] or "(anyone)": ("channel" if v["channel_locked"] else
                                              sorted(k for k, p in v["properties"].items() if p["locked"]))
                           for v in facts["views"]}
     if not facts["views"]:

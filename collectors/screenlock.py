@@ -213,7 +213,8 @@ def kde_facts(target: Target, installed: bool) -> dict[str, Any]:
     """
     spec = SESSIONS["kde"]
     out: dict[str, Any] = {"installed": installed, "config_dirs": list(SESSIONS["config_dirs"]),
-                           "defaults": dict(spec["defaults"]), "keys": {}, "restriction": None, "files": [],
+                           "defaults": dict(spec["defaults"]),
+                           "defaults_source": spec["defaults_source"], "keys": {}, "restriction": None, "files": [],
                            "problem": None}
     if not installed:
         return out
@@ -246,6 +247,7 @@ def xfce_facts(target: Target, installed: bool) -> dict[str, Any]:
     lockers = {name: [p for p in paths if target.exists(p)] for name, paths in spec["lockers"].items()}
     out: dict[str, Any] = {"installed": installed, "config_dirs": list(SESSIONS["config_dirs"]),
                            "channel": spec["channel"], "defaults": dict(spec["defaults"]),
+                           "defaults_source": spec["defaults_source"],
                            "lockers": {k: v for k, v in lockers.items() if v}, "files": [], "views": [],
                            "problem": None}
     if not installed:

@@ -16,6 +16,10 @@ LIST is ``;``-separated user names and ``@group`` names, a group counting only i
 A scan runs as root, outside any session, so what counts is what is locked for every person who can log in:
 the accounts with a uid in login.defs' UID_MIN..UID_MAX, or, with none yet, an account created later (in
 no list and no group).
+
+Xfce's Kiosk file (/etc/xdg/xfce4/kiosk/kioskrc) is not read: it restricts xfce4-session and panel actions,
+and xfce4-screensaver has no Kiosk capability (no "kiosk" anywhere in its source, xfce4-screensaver
+adf46b88), so for the screen lock xfconf's locks are the administrator's only means.
 """
 
 from __future__ import annotations

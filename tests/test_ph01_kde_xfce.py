@@ -87,6 +87,7 @@ def test_kde_defaults_are_not_enforced(make_rootfs: MakeRootfs) -> None:
     assert "[$i]" in out.message.ja
     assert facts["desktops"]["kde"]["defaults"]["Timeout"] == "5"
     assert facts["desktops"]["kde"]["defaults"]["LockGrace"] == "5"
+    assert "kscreenlockersettings.kcfg" in out.evidence["defaults_source"]
 
 
 def test_kde_immutable_group_passes(make_rootfs: MakeRootfs) -> None:
