@@ -65,8 +65,9 @@ def _gnome(gnome: dict[str, Any], policy: Policy) -> Verdict:
 #: The desktops whose screen lock mamoru reads, each with its judge (facts ``desktops.<name>``).
 DESKTOPS: dict[str, Callable[[dict[str, Any], Policy], Verdict]] = {
     "gnome": _gnome, "kde": screenlock_desktops.kde, "xfce": screenlock_desktops.xfce}
-#: Worst first: when several desktops can be logged into, the weakest screen lock decides.
-_ORDER = (Status.ERROR, Status.FAIL, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE)
+#: Worst first: when several desktops can be logged into, the weakest screen lock decides. A desktop that
+#: certainly fails makes the host fail even when another cannot be told (that one is named in the message).
+_ORDER = (Status.FAIL, Status.ERROR, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE)
 
 
 @check("PH-01", needs=("screenlock",))

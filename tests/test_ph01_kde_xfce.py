@@ -316,6 +316,15 @@ def test_every_desktop_must_pass(make_rootfs: MakeRootfs) -> None:
     assert out.evidence["desktops"] == {"gnome": "pass", "kde": "fail", "xfce": "pass"}
 
 
+def test_a_failing_desktop_outranks_one_that_cannot_be_told(make_rootfs: MakeRootfs) -> None:
+    tree = {**schemas_from(HARDENED), **dconf_from(HARDENED), "/usr/share/xsessions/gnome.desktop": "x",
+            **KDE, KSL: "[Daemon][$i]\nbad line\n", **XFCE, **PEOPLE}
+    out, _ = ph01(make_rootfs(tree))
+    assert out.status == "fail", out.message.en
+    assert out.message.en.startswith("xfce: Xfce's screen lock does not meet the policy")
+    assert "kde: error" in out.message.en and "gnome: pass" in out.message.en
+
+
 def test_every_desktop_passing_passes(make_rootfs: MakeRootfs) -> None:
     tree = {**schemas_from(HARDENED), **dconf_from(HARDENED), "/usr/share/wayland-sessions/gnome.desktop": "x",
             **KDE, KSL: ENFORCED_KDE}
