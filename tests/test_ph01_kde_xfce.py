@@ -90,6 +90,16 @@ def test_kde_defaults_are_not_enforced(make_rootfs: MakeRootfs) -> None:
     assert "kscreenlockersettings.kcfg" in out.evidence["defaults_source"]
 
 
+@pytest.mark.parametrize("session", ["/usr/share/wayland-sessions/plasmawayland.desktop",  # Plasma 5
+                                     "/usr/share/wayland-sessions/plasma.desktop",  # Plasma 6
+                                     "/usr/share/xsessions/plasmax11.desktop"])
+def test_kde_is_judged_from_any_plasma_session(make_rootfs: MakeRootfs, session: str) -> None:
+    out, _ = ph01(make_rootfs({session: PLASMA_DESKTOP.replace("startplasma-x11", "startplasma-wayland"),
+                               KSL: ENFORCED_KDE}))
+    assert out.status == "pass", out.message.en
+    assert out.evidence["session"]["desktop_sessions"] == {"kde": [session]}
+
+
 def test_kde_immutable_group_passes(make_rootfs: MakeRootfs) -> None:
     out, _ = ph01(make_rootfs({**KDE, KSL: ENFORCED_KDE}))
     assert out.status == "pass", out.message.en
