@@ -1,4 +1,5 @@
-"""MLIT-9-4-2: anti-theft — screen lock (PH-01, GNOME), disk encryption (PH-02), removable storage (PH-03)."""
+"""MLIT-9-4-2: anti-theft — screen lock (PH-01; KDE and Xfce judges in checks/screenlock_desktops.py),
+disk encryption (PH-02), removable storage (PH-03)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.config.policy import Policy
+from checks import screenlock_desktops
 from checks.base import FactSet, Phrase, Status, Verdict, check, error, fact_phrase, phrase
 from collectors.processes import find
 
@@ -60,11 +62,12 @@ def _gnome(gnome: dict[str, Any], policy: Policy) -> Verdict:
                    expected=expected)
 
 
-#: The desktops whose screen lock mamoru reads, each with its judge (facts ``desktops.<name>``). Another
-#: desktop (KDE's kscreenlockerrc, Xfce's xfconf) adds its entry here and its reader to the collector.
-DESKTOPS: dict[str, Callable[[dict[str, Any], Policy], Verdict]] = {"gnome": _gnome}
-#: Worst first: when several desktops can be logged into, the weakest screen lock decides.
-_ORDER = (Status.ERROR, Status.FAIL, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE)
+#: The desktops whose screen lock mamoru reads, each with its judge (facts ``desktops.<name>``).
+DESKTOPS: dict[str, Callable[[dict[str, Any], Policy], Verdict]] = {
+    "gnome": _gnome, "kde": screenlock_desktops.kde, "xfce": screenlock_desktops.xfce}
+#: Worst first: when several desktops can be logged into, the weakest screen lock decides. A desktop that
+#: certainly fails makes the host fail even when another cannot be told (that one is named in the message).
+_ORDER = (Status.FAIL, Status.ERROR, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE)
 
 
 @check("PH-01", needs=("screenlock",))
@@ -80,14 +83,26 @@ def PH_01(facts: FactSet, policy: Policy) -> Verdict:
         return Verdict(status=Status.NOT_APPLICABLE, message="no_session", evidence={"session": seen},
                        params={"display_managers": sorted(session["looked_for"]["display_managers"]),
                                "session_dirs": session["looked_for"]["session_dirs"]})
-    judged = [(name, DESKTOPS[name](d, policy)) for name, d in sl["desktops"].items()
-              if d.get("installed") and name in DESKTOPS]
+    # The session files say which desktops someone can log into; only without any that mamoru knows do the
+    # installed settings decide (a display manager alone, as a GNOME host with gdm3 and no session file).
+    by_session = session.get("desktops", {})
+    seen["desktop_sessions"] = by_session
+    names = (sorted(n for n in by_session if n in DESKTOPS) if by_session else
+             [n for n, d in sl["desktops"].items() if d.get("installed") and n in DESKTOPS])
+    judged = [(name, DESKTOPS[name](sl["desktops"].get(name, {"problem": {"code": "no_settings"}}), policy))
+              for name in names]
     if not judged:
         return error(phrase("no_known_desktop", desktops=sorted(DESKTOPS)), evidence={"session": seen})
     name, worst = min(judged, key=lambda nv: _ORDER.index(nv[1].status))
     evidence = {"session": seen, "desktop": name,
                 **(worst.evidence if isinstance(worst.evidence, dict) else {})}
-    return dataclasses.replace(worst, evidence=evidence)
+    if len(judged) == 1:
+        return dataclasses.replace(worst, evidence=evidence)
+    # Every desktop someone can log into must lock: the weakest decides, and the message names it.
+    evidence["desktops"] = {n: str(v.status) for n, v in judged}
+    return dataclasses.replace(worst, evidence=evidence, message="several_desktops", params={
+        "desktop": name, "verdict": phrase(worst.message, **worst.params),
+        "judged": [f"{n}: {v.status}" for n, v in judged]})
 
 
 @check("PH-02", needs=("disks",))

@@ -3,9 +3,12 @@
 A screen lock matters only where someone can sit at a graphical session: a
 display manager (gdm3, lightdm, sddm ...) or a session file it would offer.
 GNOME's schemas alone prove nothing, since many packages pull them in on
-servers. ``session`` records what was looked for and what was found;
-``desktops`` holds each desktop's settings (GNOME today; another desktop adds
-its own entry and reader without touching the session part).
+servers. ``session`` records what was looked for and what was found, and which
+desktop each session file starts; ``desktops`` holds each desktop's settings:
+GNOME here, KDE Plasma (kscreenlockerrc, collectors/kconfig.py) and Xfce
+(xfce4-screensaver's xfconf channel, collectors/xfconf.py). Each reader keeps
+only what the system enforces, for the same reason as GNOME's below: KDE's
+immutable (``[$i]``) entries, xfconf's locked channel or properties.
 
 What a GNOME user *will* get is the schema default (with distribution overrides),
 replaced by the first system dconf database in the profile that sets the key;
@@ -19,14 +22,16 @@ checks word them in each language (checks/meta/_facts.yaml).
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from agent.targets.base import FileMissing, Target, TargetError
-from collectors import data
+from collectors import data, kconfig, xfconf
 from collectors.base import Collector, Facts
+from collectors.settings_problem import SettingsProblem
 from collectors.textfiles import read_text
 
 SCHEMA_DIR = "/usr/share/glib-2.0/schemas"
@@ -37,14 +42,6 @@ SCHEMAS = {
 }
 PROFILE = "/etc/dconf/profile/user"
 SESSIONS: dict[str, Any] = data.load("desktop_sessions.yaml")
-
-
-class SettingsProblem(Exception):
-    """A settings file that the desktop would refuse or misread: a code and its parts, worded by the checks."""
-
-    def __init__(self, code: str, **parts: Any) -> None:
-        super().__init__(code)
-        self.problem = {"code": code, **parts}
 
 
 def parse_gvariant(text: str) -> bool | int | str:
@@ -93,7 +90,10 @@ def session_facts(target: Target) -> dict[str, Any]:
         except TargetError as e:
             problem = {"code": "unreadable", "error": str(e)}
     found = {name: paths for name, paths in managers.items() if paths}
+    desktops = {name: [f for f in files if any(fnmatch.fnmatchcase(posixpath.basename(f), p) for p in pats)]
+                for name, pats in SESSIONS["desktop_sessions"].items()}
     return {"possible": bool(found or files), "display_managers": found, "session_files": files,
+            "desktops": {name: fs for name, fs in desktops.items() if fs},
             "looked_for": {"display_managers": {k: list(v) for k, v in SESSIONS["display_managers"].items()},
                            "session_dirs": list(SESSIONS["session_dirs"])},
             "problem": problem}
@@ -101,13 +101,20 @@ def session_facts(target: Target) -> dict[str, Any]:
 
 class ScreenlockCollector(Collector):
     id = "screenlock"
-    reads = (PROFILE,)
+    reads = (PROFILE, "/etc/passwd", "/etc/group", "/etc/login.defs",
+             *(f"{d}/{f}" for d in SESSIONS["config_dirs"]
+               for f in (SESSIONS["kde"]["file"], SESSIONS["kde"]["restrictions"]["file"],
+                         f"{xfconf.CHANNEL_DIR}/{SESSIONS['xfce']['channel']}.xml")))
     lists = (SCHEMA_DIR, "/etc/dconf/db", *SESSIONS["session_dirs"])
-    probes = tuple(p for paths in SESSIONS["display_managers"].values() for p in paths)
-    version = "2"
+    probes = (*(p for paths in SESSIONS["display_managers"].values() for p in paths),
+              *(p for paths in SESSIONS["xfce"]["lockers"].values() for p in paths))
+    version = "3"
 
     def collect(self, target: Target) -> Facts:
-        return {"session": session_facts(target), "desktops": {"gnome": self._gnome(target)}}
+        session = session_facts(target)
+        return {"session": session, "desktops": {"gnome": self._gnome(target),
+                                                 "kde": kde_facts(target, "kde" in session["desktops"]),
+                                                 "xfce": xfce_facts(target, "xfce" in session["desktops"])}}
 
     def _gnome(self, target: Target) -> dict[str, Any]:
         gnome: dict[str, Any] = {"installed": False, "defaults": {}, "system": {}, "locks": [], "databases": [],
@@ -196,6 +203,62 @@ class ScreenlockCollector(Collector):
                     if line.strip() and not line.startswith("#"):
                         locks.add(line.strip())
         return {"databases": dbs, "system": system, "locks": sorted(locks & wanted)}
+
+
+def kde_facts(target: Target, installed: bool) -> dict[str, Any]:
+    """kscreenlockerrc's [Daemon] keys and kdeglobals' lock_screen restriction, as the system directories set them.
+
+    A key the system does not set takes kscreenlocker's default, which is enforced only where an
+    administrator made the group or the whole file immutable (the user's own file is then not read).
+    """
+    spec = SESSIONS["kde"]
+    out: dict[str, Any] = {"installed": installed, "config_dirs": list(SESSIONS["config_dirs"]),
+                           "defaults": dict(spec["defaults"]),
+                           "defaults_source": spec["defaults_source"], "keys": {}, "restriction": None, "files": [],
+                           "problem": None}
+    if not installed:
+        return out
+    try:
+        st = kconfig.read_system(target, SESSIONS["config_dirs"], spec["file"], {spec["group"]: set(spec["defaults"])})
+        rs = spec["restrictions"]
+        globs = kconfig.read_system(target, SESSIONS["config_dirs"], rs["file"], {rs["group"]: {rs["key"]}})
+    except SettingsProblem as e:
+        out["problem"] = e.problem
+        return out
+    except TargetError as e:
+        out["problem"] = {"code": "unreadable", "error": str(e)}
+        return out
+
+    def key(state: kconfig.KConfigState, group: str, name: str) -> dict[str, Any]:
+        e = state["entries"].get(group, {}).get(name)
+        enforced_by = (e["file"] if e and e["immutable"] else state["immutable_groups"].get(group)
+                       or state["immutable_file"])
+        return {"value": e["value"] if e else None, "set_in": e["file"] if e else None, "immutable": enforced_by}
+
+    out["files"] = st["files"] + globs["files"]
+    out["keys"] = {k: key(st, spec["group"], k) for k in spec["defaults"]}
+    out["restriction"] = key(globs, rs["group"], rs["key"])
+    return out
+
+
+def xfce_facts(target: Target, installed: bool) -> dict[str, Any]:
+    """xfce4-screensaver's xfconf channel as xfconfd builds it for each person who can log in."""
+    spec = SESSIONS["xfce"]
+    lockers = {name: [p for p in paths if target.exists(p)] for name, paths in spec["lockers"].items()}
+    out: dict[str, Any] = {"installed": installed, "config_dirs": list(SESSIONS["config_dirs"]),
+                           "channel": spec["channel"], "defaults": dict(spec["defaults"]),
+                           "defaults_source": spec["defaults_source"],
+                           "lockers": {k: v for k, v in lockers.items() if v}, "files": [], "views": [],
+                           "problem": None}
+    if not installed:
+        return out
+    try:
+        out.update(xfconf.channel_views(target, SESSIONS["config_dirs"], spec["channel"]))
+    except SettingsProblem as e:
+        out["problem"] = e.problem
+    except TargetError as e:
+        out["problem"] = {"code": "unreadable", "error": str(e)}
+    return out
 
 
 COLLECTOR = ScreenlockCollector()

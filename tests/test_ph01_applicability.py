@@ -81,11 +81,19 @@ def test_a_session_file_without_a_lock_fails(make_rootfs: MakeRootfs) -> None:
 
 
 def test_a_session_with_no_desktop_mamoru_reads_is_error(make_rootfs: MakeRootfs) -> None:
-    """Xfce or KDE (read by a later version) with no GNOME settings: a lock may be missing, so never n/a."""
+    """A session of a desktop mamoru does not read (and no GNOME settings): a lock may be missing, so never n/a."""
     out, _ = ph01(make_rootfs({"/usr/sbin/lightdm": b"",
-                               "/usr/share/xsessions/xfce.desktop": "[Desktop Entry]\nName=Xfce Session\n"}))
+                               "/usr/share/xsessions/i3.desktop": "[Desktop Entry]\nName=i3\n"}))
     assert out.status == "error", out.message.en
     assert "gnome" in out.message.en
+
+
+def test_an_xfce_session_without_a_screen_locker_fails(make_rootfs: MakeRootfs) -> None:
+    """Xfce is read since issue 16: with no xfce4-screensaver (or light-locker) nothing locks the screen."""
+    out, _ = ph01(make_rootfs({"/usr/sbin/lightdm": b"",
+                               "/usr/share/xsessions/xfce.desktop": "[Desktop Entry]\nName=Xfce Session\n"}))
+    assert out.status == "fail", out.message.en
+    assert "xfce4-screensaver" in out.message.en and out.evidence["desktop"] == "xfce"
 
 
 def test_fixtures_are_desktops() -> None:
