@@ -267,12 +267,15 @@ def _flags_ok(flags: str) -> list[str]:
 
 def _oldest_age(facts: Mapping[str, Any]) -> tuple[float | None, str | None, Phrase | None]:
     trail, now = facts.get("trail"), facts.get("collected_at")
-    if not ok(trail):
+    if trail is None or not ok(trail):
         return None, None, why_not(trail)
     start = trail["value"].get("oldest_start")
     if start is None or not isinstance(now, int | float):
         return None, None, None
-    t = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+    try:
+        t = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+    except ValueError:
+        return None, None, phrase("mac.unknown_answer", tool=str(trail.get("source")), output=str(start)[:40])
     return round(max((now - t.timestamp()) / 86400, 0.0), 1), str(start), None
 
 
@@ -309,7 +312,7 @@ def lg02_macos(facts: FactSet, policy: Policy) -> Verdict:
     if days is not None and (size is None or join == "AND") and days >= want:
         return Verdict(status=Status.PASS, message="pass", params={"store": store, "days": days},
                        evidence=evidence, expected=expected)
-    if days is not None and size is None or (join == "OR" and days is not None and days < want):
+    if (days is not None and size is None) or (join == "OR" and days is not None and days < want):
         return Verdict(status=Status.FAIL, message="fail_short", params={"store": store, "days": days, "want": want},
                        evidence=evidence, expected=expected)
     # A size decides (alone, or with a time that is not enough by itself): how far back the trail reaches now.
@@ -363,7 +366,7 @@ def tx01_macos(facts: FactSet, policy: Policy) -> Verdict:
             unknown.append(words)
         elif kind.startswith("weak_"):
             weak.append(phrase("win_link", where=words, what=phrase(f"win_{kind}")))
-        elif kind == "wpa2" or policy.get("wifi.require_pmf", False) and code == "wpa3_transition":
+        elif kind == "wpa2" or (policy.get("wifi.require_pmf", False) and code == "wpa3_transition"):
             manual.append(words)
         else:
             good.append(words)
