@@ -275,3 +275,73 @@ def test_pyproject_registers_these_checks_and_collectors() -> None:
     for c in COLLECTORS:
         mod, _, name = eps["mamoru.collectors"][c.id].partition(":")
         assert getattr(importlib.import_module(mod), name) is c and c.platforms == frozenset({"darwin"})
+
+
+# -- texts --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", [pwpolicy, admins, audit, wifi])
+def test_every_code_a_mac_collector_records_has_its_words(module: Any) -> None:
+    """A code without a text in _facts.yaml (``mac.<code>``) would make the judge say ``unknown message``."""
+    import re
+
+    from checks import base
+
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    codes = set(re.findall(r'Problem\(\s*"([a-z_0-9]+)"', source)) | {"unreadable", "tool_failed", "tool_exit",
+                                                                       "not_found", "too_long", "plist_garbage",
+                                                                       "json_garbage"}
+    assert not sorted(c for c in codes if f"mac.{c}" not in base.fact_texts())
+
+
+def test_every_macos_phrase_has_both_languages() -> None:
+    """Each phrase key the macOS judges use is in the check's messages or the shared texts, and the Japanese of
+    every ``mac_*`` message and ``remediation_darwin`` holds no English sentence."""
+    import re
+
+    from checks import base
+
+    source = Path(macos_more.__file__ or "").read_text(encoding="utf-8")
+    keys = set(re.findall(r'(?:phrase|message=)\(?"([a-z_.]+)"', source)) | {
+        f"win_{k}" for k in macos_more.SECURITY.values() if k.startswith("weak_")}
+    for chk in CHECKS.values():
+        own = {k for k, v in chk.meta.messages.items() if k.startswith("mac_") or k == "remediation_darwin"}
+        assert own, chk.id
+        for k in own:
+            assert not english_runs(chk.meta.messages[k].ja), (chk.id, k)
+    missing = [k for k in keys if base.default_lookup(k) is None
+               and not any(k in c.meta.messages for c in CHECKS.values())]
+    assert not missing, missing
+
+
+# -- through the runner --------------------------------------------------------------------------------------------------
+
+
+def test_the_runner_judges_a_mac_and_a_bundle_judged_later_says_the_same() -> None:
+    """Collected as the runner does (each collector under its timeout, facts made JSON), judged by
+    ``evaluate_target`` with the Mac's remediation; the same facts through JSON (a bundle) give the same findings."""
+    from agent.runner import FactRecord, TargetFacts, evaluate_target, run_collector
+
+    mac = ReplayTarget("m2-sequoia")
+    pol = load_policy()
+    records = {c.id: run_collector(c, mac, pol) for c in COLLECTORS}
+    tf = TargetFacts(id=mac.id, kind=mac.kind, system="darwin", facts=records)
+    findings = {f.check: f for f in evaluate_target(tf, list(CHECKS.values()), pol)}
+    assert {k: f.status for k, f in findings.items()} == {
+        "IA-02": "fail", "IA-03": "fail", "PM-02": "fail", "LG-02": "fail", "TX-01": "pass"}
+    assert "pwpolicy" in findings["IA-02"].remediation["en"]
+    assert findings["LG-02"].remediation == CHECKS["LG-02"].meta.messages["remediation_darwin"].as_dict()
+    again = TargetFacts(id=mac.id, kind=mac.kind, system="darwin", facts={
+        k: FactRecord(**{**r.__dict__, "data": json.loads(json.dumps(r.data))}) for k, r in records.items()})
+    assert [(f.check, f.status, f.message) for f in evaluate_target(again, list(CHECKS.values()), pol)] == \
+        [(f.check, f.status, f.message) for f in findings.values()]
+
+
+def test_a_collector_that_failed_on_a_mac_is_an_error_not_the_linux_judge() -> None:
+    from agent.runner import FactRecord, TargetFacts, evaluate_target
+
+    tf = TargetFacts(id="mac", kind="replay", system="darwin", facts={
+        "mac_pwpolicy": FactRecord(collector="mac_pwpolicy", version="1", collected_at="2026-12-05T09:00:00Z",
+                                   duration_ms=1.0, data=None, error="collector timed out after 60 s")})
+    [f] = evaluate_target(tf, [CHECKS["IA-02"]], load_policy())
+    assert f.status == "error" and "mac_pwpolicy" in f.message["en"]

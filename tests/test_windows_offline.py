@@ -248,7 +248,7 @@ def test_checks_list_shows_windows_platforms(run_cli: Any) -> None:
     rows = {r["id"]: r["platforms"] for r in json.loads(out)}
     assert rc == 0
     for cid in ("PH-01", "AC-01", "TX-05", "LG-02", "LG-04", "IA-01", "IA-02", "IA-03"):
-        assert rows[cid] == ["linux", "windows"], cid
+        assert rows[cid][:2] == ["linux", "windows"], cid  # macOS judges add darwin after them
     assert rows["IA-04"] == ["linux"]
 
 
