@@ -27,6 +27,7 @@ the dict under ``key``, without the ``Payload*`` keys). A command or file the ca
 
 from __future__ import annotations
 
+import datetime as dt
 import plistlib
 import stat
 from collections.abc import Sequence
@@ -76,6 +77,7 @@ class Case:
             self.commands[tuple(str(a) for a in c["argv"])] = c
         self.files: dict[str, dict[str, Any] | None] = dict(base.files) if base else {}
         self.files.update(data.get("files") or {})
+        self.files = {p: spec for p, spec in self.files.items() if spec is not None}  # null: gone in this case
 
 
 def _bytes(spec: dict[str, Any], stem: str) -> bytes:
@@ -86,9 +88,20 @@ def _bytes(spec: dict[str, Any], stem: str) -> bytes:
     return b""
 
 
+def _naive_utc(value: Any) -> Any:
+    """YAML times are aware; a plist <date> is UTC without a zone (plistlib refuses aware ones)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if isinstance(value, dict):
+        return {k: _naive_utc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_naive_utc(v) for v in value]
+    return value
+
+
 def file_bytes(spec: dict[str, Any]) -> bytes:
     if "plist" in spec:
-        return plistlib.dumps(spec["plist"], fmt=plistlib.FMT_BINARY)
+        return plistlib.dumps(_naive_utc(spec["plist"]), fmt=plistlib.FMT_BINARY)
     if "file" in spec:
         return (ROOT / spec["file"]).read_bytes()
     if "text" in spec:
@@ -154,7 +167,10 @@ class ReplayTarget(Target):
 
     def stat(self, path: str) -> FileStat | None:
         if path in self.case.files:
-            return FileStat(mode=stat.S_IFREG | 0o644, uid=0, gid=0, size=len(self._file(path)), mtime=0.0)
+            spec = self.case.files[path] or {}
+            when = spec.get("mtime", 0.0)
+            mtime = when.replace(tzinfo=when.tzinfo or dt.UTC).timestamp() if isinstance(when, dt.datetime) else float(when)
+            return FileStat(mode=stat.S_IFREG | 0o644, uid=0, gid=0, size=len(self._file(path)), mtime=mtime)
         if self._children(path):
             return FileStat(mode=stat.S_IFDIR | 0o755, uid=0, gid=0, size=0, mtime=0.0)
         return None

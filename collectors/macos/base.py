@@ -99,8 +99,9 @@ def run_tool(target: Target, argv: Sequence[str], parse: Callable[[CommandResult
     source = _shown(argv)
     try:
         res = target.run(list(argv), timeout=timeout, max_output=MAX_OUTPUT)
-    except CommandUnavailable as e:
-        return {"source": source, "status": "missing", "problem": unreadable(e)}
+    except CommandUnavailable as e:  # the tool is not there (an older release), or nothing runs on this target
+        prob = problem("not_found", tool=argv[0]) if str(e).endswith("command not found") else unreadable(e)
+        return {"source": source, "status": "missing", "problem": prob}
     except TargetError as e:
         return {"source": source, "status": "error", "problem": unreadable(e)}
     if res.truncated:
@@ -119,27 +120,37 @@ def run_tool(target: Target, argv: Sequence[str], parse: Callable[[CommandResult
     return {"source": source, "status": "ok", "exit": res.returncode, "value": jsonable(value)}
 
 
-def read_plist(target: Target, path: str) -> Answer:
-    """A plist file: ``missing`` when it does not exist (nothing installed it), ``error`` when unreadable."""
+def read_plist(target: Target, path: str, keep: Sequence[str] | None = None, *,
+               max_bytes: int = MAX_PLIST) -> Answer:
+    """A plist file: ``missing`` when it does not exist (nothing installed it), ``error`` when unreadable.
+
+    ``keep``: the only top-level keys the facts keep (a dict is expected then). A preferences file may hold
+    anything a vendor put there, tokens included; a collector keeps the settings it judges and no more."""
     try:
-        data = target.read_file(path, max_bytes=MAX_PLIST)
+        data = target.read_file(path, max_bytes=max_bytes)
     except FileMissing:
         return {"source": path, "status": "missing"}
     except TargetError as e:
         return {"source": path, "status": "error", "problem": unreadable(e)}
     try:
-        return {"source": path, "status": "ok", "value": jsonable(parse_plist(data, path))}
+        value = parse_plist(data, path)
     except Problem as p:
         return {"source": path, "status": "error", "problem": p.problem}
+    if keep is not None:
+        if not isinstance(value, dict):
+            return {"source": path, "status": "error",
+                    "problem": problem("wrong_type", where=path, setting="/", type=type(value).__name__)}
+        value = {k: value[k] for k in keep if k in value}
+    return {"source": path, "status": "ok", "value": jsonable(value)}
 
 
-def managed_preferences(target: Target, domain: str) -> list[Answer]:
+def managed_preferences(target: Target, domain: str, keep: Sequence[str]) -> list[Answer]:
     """The managed-preferences layer of ``domain``: the computer-level file, then each user's.
 
     A profile scoped to the computer lands in ``/Library/Managed Preferences/<domain>.plist``; one scoped
     to a user in ``/Library/Managed Preferences/<user>/<domain>.plist``. Only existing files are returned
     after the computer-level answer (which is always there, ``missing`` or not)."""
-    found = [read_plist(target, posixpath.join(MANAGED, f"{domain}.plist"))]
+    found = [read_plist(target, posixpath.join(MANAGED, f"{domain}.plist"), keep)]
     try:
         names = target.list_dir(MANAGED)
     except FileMissing:
@@ -151,7 +162,7 @@ def managed_preferences(target: Target, domain: str) -> list[Answer]:
         if name.endswith(".plist") or name.startswith("."):
             continue
         path = posixpath.join(MANAGED, name, f"{domain}.plist")
-        answer = read_plist(target, path)
+        answer = read_plist(target, path, keep)
         if answer["status"] != "missing":
             found.append(answer)
     return found
@@ -160,3 +171,35 @@ def managed_preferences(target: Target, domain: str) -> list[Answer]:
 def value_of(answer: Answer) -> Any:
     """The parsed value of an ``ok`` answer, else None."""
     return answer.get("value") if answer["status"] == "ok" else None
+
+
+SYSTEM_VERSION = "/System/Library/CoreServices/SystemVersion.plist"
+
+
+def release(target: Target) -> Answer:
+    """The macOS release (``ProductVersion``, e.g. "14.5"), read once per target from SystemVersion.plist.
+
+    Which tool exists depends on it (``xprotect`` from 15, ``sysadminctl -screenLock`` from 10.13); the
+    collectors still ask the tool and record ``missing`` when it is not there, so the release explains an
+    answer and never replaces one."""
+    return target.shared("macos-release", lambda: read_plist(target, SYSTEM_VERSION))
+
+
+def major(answer: Answer) -> int | None:
+    """The major release number of a ``release`` answer (14 for "14.5", 10 for "10.15.7"), or None."""
+    v = value_of(answer)
+    version = v.get("ProductVersion") if isinstance(v, dict) else None
+    if not isinstance(version, str):
+        return None
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+def lines(res: CommandResult) -> list[str]:
+    """A tool's answer as stripped, non-empty lines."""
+    return [ln.strip() for ln in text(res).splitlines() if ln.strip()]
+
+
+def unknown_answer(tool: str, res: CommandResult) -> Problem:
+    """An answer no parser recognises: an error with the start of what the tool said (never a default)."""
+    return Problem("unknown_answer", tool=tool, output=text(res).strip()[:200])
