@@ -448,3 +448,74 @@ def _database_bytes(connection: Any) -> int:
         cursor.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
                        "WHERE c.relkind = 'r' AND c.relname LIKE 'dashboard_%%'")
         return int(cursor.fetchone()[0])
+
+
+# --- the API -----------------------------------------------------------------------------------------------
+
+def api_post(client: Any, made: Made, token: str | None, *, sha: str | None = None, **extra: Any) -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body = {"sha256": made.sha256 if sha is None else sha,
+            "report": SimpleUploadedFile("report.json", made.data, "application/json"),
+            "signature": SimpleUploadedFile("report.json.sig", made.sig, "application/octet-stream")}
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    return client.post("/api/v1/reports", body, **headers, **extra)
+
+
+def test_api_created_then_already_had(client: Any, org: Organisation, signer: Signer) -> None:
+    from django.test import Client
+
+    from dashboard.tokens import create_token
+
+    secret, _ = create_token(org, "office-pc-01")
+    made = SeriesMaker(signer).make(0)
+    csrf_client = Client(enforce_csrf_checks=True)  # token auth: no CSRF token needed
+    first = api_post(csrf_client, made, secret)
+    assert first.status_code == 201 and first.json() == {"sha256": made.sha256, "status": "created"}
+    again = api_post(client, made, secret)
+    assert again.status_code == 200 and again.json()["sha256"] == made.sha256
+    assert Report.objects.get().token is not None
+
+
+def test_api_refusals_answer_json_reasons(client: Any, org: Organisation, signer: Signer) -> None:
+    from dashboard.tokens import create_token
+
+    secret, record = create_token(org, "pc")
+    other = Organisation.objects.create(slug="b", name="B", allowed_signers=Signer().allowed)
+    other_secret, _ = create_token(other, "pc")
+    made = SeriesMaker(signer).make(0)
+    assert api_post(client, made, None).status_code == 401
+    assert api_post(client, made, "mmr_unknown").status_code == 401
+    wrong_org = api_post(client, made, other_secret)  # another organisation's token: its signers, not ours
+    assert wrong_org.status_code == 422 and "signature refused" in wrong_org.json()["error"]
+    assert not Report.objects.exists() and Rejection.objects.filter(organisation=other).count() == 1
+    bad_sha = api_post(client, made, secret, sha="0" * 64)
+    assert bad_sha.status_code == 400 and "SHA-256" in bad_sha.json()["error"]
+    assert client.get("/api/v1/reports", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 405
+    assert client.post("/api/v1/reports", {"sha256": made.sha256}, HTTP_AUTHORIZATION=f"Bearer {secret}") \
+        .json()["error"] == "the report part is missing"
+    record.revoked = record.created
+    record.save()
+    assert api_post(client, made, secret).status_code == 401
+
+
+def test_api_size_cap_from_content_length_and_a_16_mb_report(client: Any, org: Organisation,
+                                                             signer: Signer) -> None:
+    from dashboard.tokens import create_token
+
+    secret, _ = create_token(org, "pc")
+
+    def pad(size: int) -> Any:
+        def grow(doc: dict[str, Any]) -> None:
+            doc["findings"][0]["evidence"] = {"padding": "x" * (size - len(encode(doc)) - 100)}
+        return grow
+
+    big = SeriesMaker(signer).make(0, change=pad(16 * 1024 * 1024 - 4096))
+    assert len(big.data) <= 16 * 1024 * 1024
+    ok = api_post(client, big, secret)
+    assert ok.status_code == 201, ok.content[:300]
+    assert storage.report_bytes(Report.objects.get()) == big.data
+    too_big = SeriesMaker(signer).make(1, change=pad(16 * 1024 * 1024 + 200 * 1024))
+    refused_ = api_post(client, too_big, secret)
+    assert refused_.status_code == 413 and "cap" in refused_.json()["error"]
+    assert Rejection.objects.filter(organisation=org).count() == 1
