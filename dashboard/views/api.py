@@ -34,7 +34,7 @@ def read_part(request: HttpRequest, name: str, limit: int) -> bytes | None:
     if upload is not None:
         if upload.size is not None and upload.size > limit:
             raise Refused(413, f"the {name} part is larger than {limit} bytes")
-        return upload.read()
+        return bytes(upload.read())
     value = request.POST.get(name)
     return None if value is None else value.encode("utf-8")
 
