@@ -519,3 +519,100 @@ def test_api_size_cap_from_content_length_and_a_16_mb_report(client: Any, org: O
     refused_ = api_post(client, too_big, secret)
     assert refused_.status_code == 413 and "cap" in refused_.json()["error"]
     assert Rejection.objects.filter(organisation=org).count() == 1
+
+
+# --- upload form, downloads, lists ---------------------------------------------------------------------------
+
+@pytest.fixture
+def admin_client(client: Any, django_user_model: Any, org: Organisation) -> Any:
+    from dashboard.models import Membership
+
+    user = django_user_model.objects.create_user(username="consultant", password="correct horse battery")
+    Membership.objects.create(user=user, organisation=org, role="admin")
+    client.force_login(user)
+    return client
+
+
+def upload(client: Any, data: bytes, sig: bytes | None) -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body: dict[str, Any] = {"report": SimpleUploadedFile("report.json", data, "application/json")}
+    if sig is not None:
+        body["signature"] = SimpleUploadedFile("report.json.sig", sig, "application/octet-stream")
+    return client.post("/o/a/upload/", body)
+
+
+def test_upload_form_created_exists_refused_and_audited(admin_client: Any, org: Organisation,
+                                                        signer: Signer) -> None:
+    from django.test import Client
+
+    from dashboard.models import AuditEntry
+
+    page = admin_client.get("/o/a/upload/")
+    assert page.status_code == 200 and b"csrfmiddlewaretoken" in page.content and b"<script" not in page.content
+    made = SeriesMaker(signer).make(0)
+    first = upload(admin_client, made.data, made.sig)
+    assert first.status_code == 201 and made.sha256.encode() in first.content
+    assert Report.objects.get().uploaded_by is not None and Report.objects.get().source == "upload"
+    assert upload(admin_client, made.data, made.sig).status_code == 200
+    hostile = SeriesMaker(signer).make(1).doc
+    hostile["schema"] = "mamoru-report/<script>x()</script>"  # the reason quotes it
+    data = encode(hostile)
+    bad = upload(admin_client, data, signer.sign(data))
+    assert bad.status_code == 422
+    assert b"<script>x" not in bad.content and b"&lt;script&gt;x()" in bad.content
+    assert upload(admin_client, made.data[:-2] + b" \n", made.sig).status_code == 422
+    actions = list(AuditEntry.objects.filter(organisation=org).order_by("pk").values_list("action", flat=True))
+    assert actions == ["report_upload", "report_upload", "report_upload_refused", "report_upload_refused"]
+    # The form needs the CSRF token like every other form.
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(Report.objects.get().uploaded_by)
+    assert upload(strict, made.data, made.sig).status_code == 403
+
+
+def test_viewers_download_but_only_admins_upload_and_see_the_lists(client: Any, django_user_model: Any,
+                                                                  org: Organisation, signer: Signer) -> None:
+    from dashboard.models import Membership
+
+    made = SeriesMaker(signer).make(0)
+    put(org, made)
+    viewer = django_user_model.objects.create_user(username="viewer", password="correct horse battery")
+    Membership.objects.create(user=viewer, organisation=org, role="viewer")
+    outsider = django_user_model.objects.create_user(username="outsider", password="correct horse battery")
+    other = Organisation.objects.create(slug="b", name="B")
+    Membership.objects.create(user=outsider, organisation=other, role="admin")
+    url = f"/o/a/reports/{made.sha256}/report.json"
+    assert client.get(url).status_code == 302  # to the login page
+    client.force_login(viewer)
+    got = client.get(url)
+    assert got.status_code == 200 and got.content == made.data
+    assert got["Content-Type"] == "application/json" and got["Content-Disposition"].startswith("attachment;")
+    sig = client.get(url + ".sig")
+    assert sig.content == made.sig and sig["Content-Type"] == "application/octet-stream"
+    assert client.get("/o/a/upload/").status_code == 404 and client.get("/o/a/reports/").status_code == 404
+    assert client.get(f"/o/a/reports/{'0' * 64}/report.json").status_code == 404
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404 and client.get(f"/o/b/reports/{made.sha256}/report.json") \
+        .status_code == 404
+
+
+def test_downloaded_report_verifies_with_ssh_keygen(admin_client: Any, org: Organisation, signer: Signer,
+                                                    tmp_path: Path) -> None:
+    from tests.signing_helpers import need_ssh_keygen
+
+    need_ssh_keygen()
+    data, sig, line = scanned_report()
+    org.allowed_signers = line + "\n"
+    org.save()
+    assert upload(admin_client, data, sig).status_code == 201
+    sha = hashlib.sha256(data).hexdigest()
+    body = admin_client.get(f"/o/a/reports/{sha}/report.json").content
+    (tmp_path / "report.json.sig").write_bytes(admin_client.get(f"/o/a/reports/{sha}/report.json.sig").content)
+    (tmp_path / "allowed_signers").write_text(org.allowed_signers)
+    proc = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(tmp_path / "allowed_signers"), "-I",
+                           "agent@example.jp", "-n", "mamoru-report", "-s", str(tmp_path / "report.json.sig")],
+                          input=body, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert b"Good" in proc.stdout + proc.stderr
+    listing = admin_client.get("/o/a/reports/")
+    assert listing.status_code == 200 and sha.encode() in listing.content
