@@ -72,7 +72,7 @@ class IngestResult:
 
 def _cut(text: str | None, length: int) -> str:
     """Host-supplied text, cut to its column (PostgreSQL refuses longer values; SQLite would keep them)."""
-    return _storable(text or "")[:length]
+    return str(_storable(text or ""))[:length]
 
 
 def _storable(value: Any) -> Any:
