@@ -287,11 +287,6 @@ XPROTECT_JOBS = ("com.apple.XprotectFramework.PluginService", "com.apple.XProtec
 
 # -- AV-03 XProtect data -----------------------------------------------------------------------------------
 
-#: Apple publishes XProtect data every one to three weeks (there is no daily feed as for ClamAV), so the
-#: policy's signature age cannot be held to less: data older than this means updates stopped arriving.
-XPROTECT_MAX_AGE_DAYS = 30
-
-
 def _effective(su: Mapping[str, Any], key: str) -> tuple[Any, str]:
     """A Software Update setting in force: the profile's, else the preferences file's, else unset."""
     prof = _settings(su.get("profile") or [])
@@ -306,7 +301,7 @@ def _effective(su: Mapping[str, Any], key: str) -> tuple[Any, str]:
 
 def av03_macos(facts: FactSet, policy: Policy) -> Verdict:
     xp = facts.need("mac_xprotect")
-    max_days = max(policy["antivirus"]["signature_max_age_days"], XPROTECT_MAX_AGE_DAYS)
+    max_days = policy["antivirus"]["xprotect_max_age_days"]  # Apple's feed is weekly, not daily: its own limit
     expected = {"XProtect data age (days)": f"<= {max_days}", "ConfigDataInstall": "true or unset (on by default)"}
     major = _major(xp)
     bundles = xp["bundles"]

@@ -338,3 +338,12 @@ def test_japanese_messages_hold_no_english_sentences(case: str, monkeypatch: pyt
             assert not re.search(r"\{[a-z_]+\}", f.remediation[lang])
         assert crashed not in f.message["en"]
         assert "dconf" not in f.remediation["en"] and "apt" not in f.remediation["en"]  # the Mac's own remediation
+
+
+def test_xprotect_age_limit_is_the_policys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Sonoma case's XProtect data is 6.1 days old: inside the default 30 days, outside a 5-day policy —
+    and ClamAV's much shorter signature limit does not apply to Apple's weekly feed."""
+    assert judge("sonoma", monkeypatch, load_policy(overrides={"antivirus": {"signature_max_age_days": 1}})
+                 )["AV-03"].status == "pass"
+    strict = load_policy(overrides={"antivirus": {"xprotect_max_age_days": 5}})
+    assert judge("sonoma", monkeypatch, strict)["AV-03"].status == "fail"
