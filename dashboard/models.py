@@ -259,6 +259,8 @@ class DailyItemSummary(models.Model):
     hosts = models.PositiveIntegerField()
     compliant = models.PositiveIntegerField()
 
+    objects: models.Manager[DailyItemSummary] = models.Manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organisation", "day", "item"], name="one_summary_per_day")]
 
@@ -268,3 +270,5 @@ class SummaryWatermark(models.Model):
 
     organisation = models.OneToOneField(Organisation, on_delete=models.CASCADE, related_name="+")
     last_report_id = models.BigIntegerField(default=0)
+
+    objects: models.Manager[SummaryWatermark] = models.Manager()

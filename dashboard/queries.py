@@ -136,8 +136,10 @@ def grid(org: Organisation) -> list[GridRow]:
 
 
 def overall(org: Organisation) -> Overall:
-    agg = _latest_hosts(org).aggregate(judged=Count("id", distinct=True),
-                                       bad=Count("id", distinct=True, filter=_bad("latest__finding_set__findings__")))
+    # A host whose latest report has no findings for it (unreachable, refused) was not judged: never compliant.
+    agg = _latest_hosts(org).aggregate(
+        judged=Count("id", distinct=True, filter=Q(latest__finding_set__findings__isnull=False)),
+        bad=Count("id", distinct=True, filter=_bad("latest__finding_set__findings__")))
     total = Host.objects.filter(organisation=org).count()
     judged, bad = int(agg["judged"] or 0), int(agg["bad"] or 0)
     return {"hosts": total, "judged": judged, "compliant": judged - bad,
@@ -154,13 +156,13 @@ def stale_hosts(org: Organisation, now: dt.datetime | None = None) -> list[dict[
     """Hosts with no report for longer than the organisation allows, longest silent first."""
     cutoff = (now or timezone.now()) - dt.timedelta(hours=org.stale_after_hours)
     return _rows(Host.objects.filter(organisation=org, last_seen__lt=cutoff).order_by("last_seen")
-                 .values("id", "hostname", "last_seen")[:200])
+                 .values("id", "hostname", "key", "last_seen")[:200])
 
 
 def unscanned_hosts(org: Organisation) -> list[dict[str, Any]]:
     """Hosts whose latest report could not scan them (unreachable, refused …): their "now" is unknown."""
     return _rows(Host.objects.filter(organisation=org).exclude(latest__status="ok").exclude(latest__isnull=True)
-                 .order_by("hostname").values("id", "hostname", "latest__status", "latest__error")[:200])
+                 .order_by("hostname").values("id", "hostname", "key", "latest__status", "latest__error")[:200])
 
 
 def broken_series(org: Organisation) -> list[dict[str, Any]]:
@@ -201,13 +203,13 @@ def _summarise(org: Organisation, observations: QuerySet[Observation]) -> list[D
                              compliant=int(r["hosts_n"]) - int(r["bad_n"])) for r in rows]
 
 
-def refresh_daily(org: Organisation, now: dt.datetime | None = None) -> int:
+def refresh_daily(org: Organisation) -> int:
     """Bring the organisation's DailyItemSummary up to date; returns how many days were recomputed.
 
     The days to recompute are those of reports with an id above the watermark (new reports, including late
     deliveries of old days). The first call computes every day in one grouped query; later calls usually
     recompute today only. Runs under a row lock on the watermark so two requests do not both rebuild."""
-    now = now or timezone.now()
+    now = timezone.now()  # the clock ``received`` was stamped with
     with transaction.atomic():
         mark, _ = SummaryWatermark.objects.get_or_create(organisation=org)
         mark = SummaryWatermark.objects.select_for_update().get(pk=mark.pk)
@@ -245,7 +247,7 @@ def trend(org: Organisation, *, days: int = TREND_DAYS,
     """Per item, one point per Tokyo day of the last ``days`` (the share of that day's reporting hosts that
     were compliant; None when no host reported), and the same over all items (host × item pairs)."""
     now = now or timezone.now()
-    refresh_daily(org, now)
+    refresh_daily(org)
     last = tokyo_day(now)
     first = last - dt.timedelta(days=days - 1)
     rows = (DailyItemSummary.objects.filter(organisation=org, day__gte=first, day__lte=last)
@@ -317,7 +319,7 @@ def check_failures(org: Organisation, check: str) -> list[dict[str, Any]]:
                 .annotate(since=Coalesce(Subquery(first_after), F("first_seen")),
                           waived=F(f"{f}waived"), severity=F(f"{f}severity"), message=F(f"{f}message"))
                 .order_by("since", "hostname")
-                .values("id", "hostname", "os", "since", "last_ok", "waived", "severity", "message",
+                .values("id", "hostname", "key", "os", "since", "last_ok", "waived", "severity", "message",
                         "latest__started"))
 
 
@@ -412,7 +414,7 @@ def diff(old: Observation, new: Observation) -> dict[str, list[DiffRow]]:
 def _latest_findings(org: Organisation, cond: Q) -> list[dict[str, Any]]:
     f = "latest__finding_set__findings__"
     return _rows(_latest_hosts(org).filter(cond)
-                .values("id", "hostname", check=F(f"{f}check_id"), status=F(f"{f}status"),
+                .values("id", "hostname", "key", check=F(f"{f}check_id"), status=F(f"{f}status"),
                         waived=F(f"{f}waived"), title=F(f"{f}title"), message=F(f"{f}message"),
                         waiver=F(f"{f}waiver"), attestation=F(f"{f}attestation"), severity=F(f"{f}severity"),
                         guideline=F(f"{f}guideline"))

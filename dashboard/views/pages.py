@@ -75,7 +75,7 @@ def host(request: HttpRequest, slug: str, host_id: int) -> HttpResponse:
     old, new = _observation(h, request.GET.get("a")), _observation(h, request.GET.get("b"))
     if old is None and new is None and "a" not in request.GET:
         pair = list(timeline[:2])
-        new, old = (pair + [None, None])[:2]
+        new, old = [*pair, None, None][:2]
     comparison = queries.diff(old, new) if old is not None and new is not None else None
     findings = queries.findings_of(h.latest)
     return render(request, "dashboard/pages/host.html", {
@@ -146,7 +146,7 @@ def _model_report(org: Organisation, h: Host, findings: list[Finding]) -> Any:
     target_id = obs.target_id if obs is not None else h.key
     target = TargetRecord(id=target_id, kind=h.kind, hostname=h.hostname, os=h.os,
                           status=obs.status if obs is not None else "error",
-                          machine_id=h.key if h.key != h.hostname else "")
+                          machine_id=h.key[3:] if h.key.startswith("id:") else "")  # ingest.host_key
     run = RunInfo(id=rep.run_id if rep else "", started=rep.started.isoformat() if rep else "",
                   finished=rep.finished.isoformat() if rep and rep.finished else "",
                   tool={"name": "mamoru", "version": rep.tool_version if rep else ""},
@@ -207,9 +207,9 @@ def export_ocsf(request: HttpRequest, slug: str) -> StreamingHttpResponse:
             rep = h.latest.report if h.latest is not None else None
             signature = None
             if rep is not None:
+                principals = [p.strip() for p in rep.signer_principals.split(",") if p.strip()]
                 signature = {k: v for k, v in (("status", rep.signature_status),
-                                               ("fingerprint", rep.signer_fingerprint),
-                                               ("principals", [p for p in rep.signer_principals.split(",") if p]))
+                                               ("fingerprint", rep.signer_fingerprint), ("principals", principals))
                              if v}
             for f in report.findings:
                 yield _line(event(report, f, report.targets[0], lang, signature))
