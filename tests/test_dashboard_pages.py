@@ -441,3 +441,30 @@ def test_printable_report_lists_failing_findings_per_host(member: Client, org: O
     body = get(member, url("print_report"), "en")
     block = body.split("Failures and errors by host")[1]
     assert "office-pc-01" in block and ">AC-01<" in block and ">IA-01<" not in block  # IA-01 passes here
+
+
+def test_every_word_the_pages_use_exists_in_both_languages() -> None:
+    from pathlib import Path
+
+    from dashboard.texts import all_texts
+
+    texts = all_texts()
+    root = Path(__file__).resolve().parents[1] / "dashboard" / "templates" / "dashboard" / "pages"
+    used: set[str] = set()
+    prefixes: set[str] = set()
+    for page in root.glob("*.html"):
+        source = page.read_text("utf-8")
+        used |= set(re.findall(r"""\{% t ["']([a-z_]+)["'] ?[^|%]*%}""", source))
+        prefixes |= set(re.findall(r"""\{% t ["']([a-z_]+_)["']\|add:""", source))
+    assert used and prefixes
+    for key in used:
+        assert texts[key]["ja"] and texts[key]["en"], key
+    # keys made from a prefix and a value: every value the pages can pass
+    values = {"pg_chain_": ("first", "linked", "gap", "fork"), "pg_sig_": ("verified", "unsigned"),
+              "pg_diff_": queries.DIFF_KINDS, "pg_waivers_": ("expired", "expiring", "active")}
+    assert prefixes == set(values)
+    for prefix, names in values.items():
+        for name in names:
+            assert prefix + name in texts, prefix + name
+    for status in (*queries.GRID_STATUSES, "absent"):
+        assert f"pg_status_{status}" in texts
