@@ -117,19 +117,20 @@ def _latest_ids(org: Organisation) -> list[int]:
     return [i for i in Host.objects.filter(organisation=org).values_list("latest_id", flat=True) if i is not None]
 
 
-def _latest_sets(org: Organisation) -> Counter[int]:
+def latest_sets(org: Organisation) -> Counter[int]:
     """Finding set id → how many hosts have it as their latest."""
     return Counter(Observation.objects.filter(pk__in=_latest_ids(org), finding_set__isnull=False)
                    .values_list("finding_set_id", flat=True))
 
 
-def grid(org: Organisation) -> list[GridRow]:
+def grid(org: Organisation, weights: Counter[int] | None = None) -> list[GridRow]:
     """Guideline item × status over every host's latest observation.
 
     Hosts that are unchanged share finding sets, and a finding set's counts are the same whoever has it: so
     the database groups (finding set, item) once per distinct latest finding set, and the rows are weighted
-    here by how many hosts have that set now — no COUNT(DISTINCT) over every host's findings."""
-    weights = _latest_sets(org)
+    here by how many hosts have that set now — no COUNT(DISTINCT) over every host's findings. ``weights``:
+    :func:`latest_sets`, when the caller has it already."""
+    weights = latest_sets(org) if weights is None else weights
     f = "finding__"
     counts = {s: Count("id", filter=_status_q(f, s) if s in ("fail", "waived") else Q(status=s))
               for s in GRID_STATUSES}
@@ -156,10 +157,10 @@ def grid(org: Organisation) -> list[GridRow]:
     return out
 
 
-def overall(org: Organisation) -> Overall:
+def overall(org: Organisation, weights: Counter[int] | None = None) -> Overall:
     """Hosts, hosts judged (their latest report has findings for them) and compliant on every item. A host
     whose latest report has no findings for it (unreachable, refused) was not judged: never compliant."""
-    weights = _latest_sets(org)
+    weights = latest_sets(org) if weights is None else weights
     rows = (Finding.objects.filter(finding_set_id__in=list(weights)).values("finding_set_id")
             .annotate(bad_n=Count("id", filter=_bad(""))).order_by())
     judged = bad = 0
