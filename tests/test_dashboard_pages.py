@@ -29,6 +29,7 @@ from dashboard.models import (
     Membership,
     Observation,
     Organisation,
+    Report,
 )
 from tests.dashboard_reports import Made, SeriesMaker, Signer
 
@@ -128,6 +129,10 @@ def test_pages_of_real_reports_in_both_languages(member: Client, org: Organisati
     for w in words[:2]:
         assert w in overview
     assert words[2] in host and words[3] in host
+    # every run on the timeline links its report and .sig exactly as received, for anyone to re-verify
+    for report in Report.objects.filter(organisation=org):
+        assert f"/o/{org.slug}/reports/{report.sha256}/report.json" in host
+        assert f"/o/{org.slug}/reports/{report.sha256}/report.json.sig" in host
     check = get(member, url("check", check_id="IA-01"), lang)
     assert "office-pc-01" in check
     for name in PAGES:
