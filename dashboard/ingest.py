@@ -43,6 +43,7 @@ from dashboard.models import (
     SignatureStatus,
     Source,
 )
+from dashboard.summary import summarise
 from reports.load import parse_report
 from reports.model import Report as ReportDoc
 from reports.signing import allowed_signers, sshsig
@@ -212,13 +213,15 @@ def _finding_set(organisation: Organisation, findings: list[Any]) -> FindingSet:
     if existing is not None:
         return existing
     evidence = _evidence_ids(organisation, docs)
+    waived_flags = [d["status"] == "fail" and isinstance(d["waiver"], dict)
+                    and d["waiver"].get("state") in ("valid", "expiring") for d in docs]
+    items, bad = summarise((_cut(d["status"], 16), w, [_cut(i, 64) for i in d["guideline"]])
+                           for d, w in zip(docs, waived_flags, strict=True))
     fs = FindingSet.objects.create(organisation=organisation, sha256=digest,
-                                   by_status=dict(Counter(d["status"] for d in docs)))
+                                   by_status=dict(Counter(d["status"] for d in docs)), items=items, bad=bad)
     rows = []
-    for d in docs:
+    for d, waived in zip(docs, waived_flags, strict=True):
         ev = hashlib.sha256(_canonical(d["evidence"])).hexdigest() if d["evidence"] is not None else None
-        waived = (d["status"] == "fail" and isinstance(d["waiver"], dict)
-                  and d["waiver"].get("state") in ("valid", "expiring"))
         rows.append(Finding(finding_set=fs, check_id=_cut(d["check"], 32), status=_cut(d["status"], 16),
                             severity=_cut(d["severity"], 16), guideline=d["guideline"], title=d["title"],
                             message=d["message"], remediation=d["remediation"], expected=d["expected"],

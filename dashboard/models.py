@@ -171,6 +171,10 @@ class FindingSet(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
     sha256 = models.CharField(max_length=64)
     by_status = models.JSONField(default=dict)
+    #: dashboard.summary: guideline item → {"bad", "counts" per grid column}; what the overview reads.
+    items = models.JSONField(default=dict)
+    #: Any finding that makes the host non-compliant (unwaived fail, error, open manual).
+    bad = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organisation", "sha256"], name="one_finding_set_per_hash")]

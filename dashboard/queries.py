@@ -34,7 +34,7 @@ from dashboard.models import (
     Chain,
     DailyItemSummary,
     Finding,
-    FindingItem,
+    FindingSet,
     Host,
     Observation,
     Organisation,
@@ -118,34 +118,35 @@ def _latest_ids(org: Organisation) -> list[int]:
 
 
 def latest_sets(org: Organisation) -> Counter[int]:
-    """Finding set id → how many hosts have it as their latest."""
-    return Counter(Observation.objects.filter(pk__in=_latest_ids(org), finding_set__isnull=False)
-                   .values_list("finding_set_id", flat=True))
+    """Finding set id → how many hosts have it as their latest (one query through Host.latest)."""
+    return Counter(i for i in Host.objects.filter(organisation=org, latest__finding_set__isnull=False)
+                   .values_list("latest__finding_set_id", flat=True) if i is not None)
+
+
+def _summaries(weights: Counter[int]) -> list[tuple[int, dict[str, Any], bool, bool]]:
+    """(weight, items summary, bad, has findings) of every distinct latest finding set (dashboard.summary,
+    kept at ingest)."""
+    rows = FindingSet.objects.filter(pk__in=list(weights)).values_list("pk", "items", "bad", "by_status")
+    return [(weights[pk], items or {}, bool(bad), bool(by_status)) for pk, items, bad, by_status in rows]
 
 
 def grid(org: Organisation, weights: Counter[int] | None = None) -> list[GridRow]:
     """Guideline item × status over every host's latest observation.
 
-    Hosts that are unchanged share finding sets, and a finding set's counts are the same whoever has it: so
-    the database groups (finding set, item) once per distinct latest finding set, and the rows are weighted
-    here by how many hosts have that set now — no COUNT(DISTINCT) over every host's findings. ``weights``:
-    :func:`latest_sets`, when the caller has it already."""
+    Hosts that are unchanged share finding sets, and a finding set's counts are the same whoever has it: each
+    distinct latest set's summary (computed once, at ingest) is weighted by how many hosts have it now — one
+    small row per set instead of every finding's guideline items. ``weights``: :func:`latest_sets`, when the
+    caller has it already."""
     weights = latest_sets(org) if weights is None else weights
-    f = "finding__"
-    counts = {s: Count("id", filter=_status_q(f, s) if s in ("fail", "waived") else Q(status=s))
-              for s in GRID_STATUSES}
-    rows = (FindingItem.objects.filter(finding__finding_set_id__in=list(weights))
-            .values("finding__finding_set_id", "item")
-            .annotate(bad_n=Count("id", filter=_bad_item(f, "")), **{f"n_{s}": c for s, c in counts.items()})
-            .order_by())
     by_item: dict[str, dict[str, int]] = {}
-    for r in _rows(rows):
-        w = weights[r["finding__finding_set_id"]]
-        acc = by_item.setdefault(r["item"], dict.fromkeys(("hosts", "bad", *GRID_STATUSES), 0))
-        acc["hosts"] += w
-        acc["bad"] += w if r["bad_n"] else 0
-        for s in GRID_STATUSES:
-            acc[s] += w * r[f"n_{s}"]
+    for w, items, _bad_set, _judged in _summaries(weights):
+        for item, summary in items.items():
+            acc = by_item.setdefault(item, dict.fromkeys(("hosts", "bad", *GRID_STATUSES), 0))
+            acc["hosts"] += w
+            acc["bad"] += w if summary.get("bad") else 0
+            for s, n in (summary.get("counts") or {}).items():
+                if s in acc and s not in ("hosts", "bad"):
+                    acc[s] += w * int(n)
     titles = guideline_titles()
     out: list[GridRow] = []
     for item in item_order(list(by_item)):
@@ -161,12 +162,12 @@ def overall(org: Organisation, weights: Counter[int] | None = None) -> Overall:
     """Hosts, hosts judged (their latest report has findings for them) and compliant on every item. A host
     whose latest report has no findings for it (unreachable, refused) was not judged: never compliant."""
     weights = latest_sets(org) if weights is None else weights
-    rows = (Finding.objects.filter(finding_set_id__in=list(weights)).values("finding_set_id")
-            .annotate(bad_n=Count("id", filter=_bad(""))).order_by())
     judged = bad = 0
-    for r in _rows(rows):
-        judged += weights[r["finding_set_id"]]
-        bad += weights[r["finding_set_id"]] if r["bad_n"] else 0
+    for w, _items, bad_set, has_findings in _summaries(weights):
+        if not has_findings:
+            continue
+        judged += w
+        bad += w if bad_set else 0
     total = Host.objects.filter(organisation=org).count()
     return {"hosts": total, "judged": judged, "compliant": judged - bad,
             "share": (judged - bad) / judged if judged else None}
