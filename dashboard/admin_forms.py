@@ -7,7 +7,7 @@ refusing every report.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -46,11 +46,8 @@ class LangForm(forms.Form):
         self.lang = lang
 
 
-# django-stubs makes ModelForm generic for mypy only; at run time it is a plain class.
-OrganisationModelForm = forms.ModelForm[Organisation] if TYPE_CHECKING else forms.ModelForm
-
-
-class OrganisationSettingsForm(OrganisationModelForm):
+# django-stubs makes ModelForm generic for mypy only (at run time it cannot be subscripted).
+class OrganisationSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
     allowed_signers = forms.CharField(required=False, max_length=MAX_SIGNERS_CHARS, strip=False,
                                       widget=forms.Textarea(attrs={"rows": 8, "cols": 100, "spellcheck": "false"}))
     stale_after_hours = forms.IntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_STALE_HOURS)])
@@ -89,7 +86,7 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class NewOrganisationForm(OrganisationModelForm):
+class NewOrganisationForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Organisation
         fields = ("slug", "name")
