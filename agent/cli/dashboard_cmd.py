@@ -215,13 +215,12 @@ def user_create(username: str, slug: str | None, role: str, database: str | None
     setup_django(database)
     migrate()
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.validators import UnicodeUsernameValidator
+    from django.core.exceptions import ValidationError
     from django.db import transaction
 
     from dashboard.models import Membership
     from dashboard.security import flag_password_change
-
-    from django.contrib.auth.validators import UnicodeUsernameValidator
-    from django.core.exceptions import ValidationError
 
     try:
         UnicodeUsernameValidator()(username)
