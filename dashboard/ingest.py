@@ -72,7 +72,19 @@ class IngestResult:
 
 def _cut(text: str | None, length: int) -> str:
     """Host-supplied text, cut to its column (PostgreSQL refuses longer values; SQLite would keep them)."""
-    return (text or "")[:length]
+    return str(_storable(text or ""))[:length]
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every NUL shown as U+2400 (␀): PostgreSQL text and jsonb cannot hold NUL, and a hostile
+    SSID or host name may carry one. Only the normalised rows are changed; the report's bytes stay as sent."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\u2400") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _when(text: str) -> datetime.datetime:
@@ -194,7 +206,7 @@ def _evidence_ids(organisation: Organisation, docs: list[dict[str, Any]]) -> dic
 
 
 def _finding_set(organisation: Organisation, findings: list[Any]) -> FindingSet:
-    docs = sorted((_finding_doc(f) for f in findings), key=_canonical)
+    docs = sorted((_storable(_finding_doc(f)) for f in findings), key=_canonical)
     digest = hashlib.sha256(_canonical(docs)).hexdigest()
     existing = FindingSet.objects.filter(organisation=organisation, sha256=digest).first()
     if existing is not None:
@@ -231,7 +243,7 @@ def _observe(organisation: Organisation, report: Report, doc: ReportDoc) -> None
             defaults={"hostname": _cut(t.hostname, 255), "os": _cut(t.os, 255), "kind": _cut(t.kind, 32),
                       "first_seen": report.started, "last_seen": report.started})
         obs = Observation.objects.create(report=report, host=host, target_id=_cut(t.id, 255),
-                                         status=_cut(t.status, 32), error=t.error or "",
+                                         status=_cut(t.status, 32), error=_storable(t.error or ""),
                                          finding_set=_finding_set(organisation, by_target.get(t.id, [])),
                                          started=report.started)
         if made:

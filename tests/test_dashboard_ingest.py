@@ -266,7 +266,8 @@ def test_hostile_strings_are_stored_as_given(org: Organisation, signer: Signer) 
     assert host.hostname == (hostile + "x" * 300)[:255] and host.os == hostile
     wl = Finding.objects.get(check_id="WL-01")
     assert wl.message["en"] == hostile
-    assert wl.evidence is not None and wl.evidence.data == {"ssids": [ssid, hostile]}
+    # NUL cannot be kept in PostgreSQL text: the normalised rows show it as ␀; the report bytes keep it.
+    assert wl.evidence is not None and wl.evidence.data == {"ssids": [ssid.replace("\x00", "\u2400"), hostile]}
     assert put(org, series.make(1, change=hostile_doc)).report.chain == Chain.LINKED
     assert Host.objects.filter(organisation=org, kind="local").count() == 1  # the same name: the same host
 
@@ -413,9 +414,9 @@ def test_bytes_stored_per_unchanged_host_day(signer: Signer) -> None:
     the database over 120 daily reports of a real report's shape (110 KB, 55 findings, 2 targets), plus the
     share of a keyframe (a full compression, taken every ``KEYFRAME_EVERY`` reports) each day carries.
 
-    Measured on SQLite: about 2.0–2.1 KB (report row ~850 B of which the .sig is 306, delta blob ~650 B,
-    two observations ~100 B, indexes ~400 B, keyframe share ~70 B). The bound leaves room for page-size noise
-    only; the issue's goal is 2 KB."""
+    Measured on SQLite: about 2.0 KB (report row ~850 B of which the .sig is 306, delta blob ~650 B, two
+    observations ~100 B, indexes ~400 B, keyframe share ~70 B); on PostgreSQL about 2.9 KB (bigger row
+    headers and index entries). The bounds leave room for page-size noise only; the issue's goal is 2 KB."""
     from django.db import connection
 
     org = Organisation.objects.create(slug="d", name="D", allowed_signers=signer.allowed)
@@ -423,17 +424,18 @@ def test_bytes_stored_per_unchanged_host_day(signer: Signer) -> None:
     for day in range(5):
         put(org, series.make(day))
     days = 120
+    made = [series.make(day) for day in range(5, 5 + days)]
     before = _database_bytes(connection)
     started = time.perf_counter()
-    for day in range(5, 5 + days):
-        put(org, series.make(day))
+    for m in made:
+        put(org, m)
     seconds = time.perf_counter() - started
     assert Blob.objects.filter(base=None).count() == 1  # the window holds no keyframe: added below
     keyframe = len(bytes(Blob.objects.get(base=None).data))
     per_day = (_database_bytes(connection) - before) / days + keyframe / storage.KEYFRAME_EVERY
     print(f"\n{connection.vendor}: {per_day:.0f} bytes per unchanged host-day (keyframe {keyframe} bytes "
-          f"every {storage.KEYFRAME_EVERY}); {seconds / days * 1000:.1f} ms per report (make + sign + ingest)")
-    assert per_day <= 2250
+          f"every {storage.KEYFRAME_EVERY}); {seconds / days * 1000:.1f} ms ingest per report")
+    assert per_day <= {"sqlite": 2250, "postgresql": 3100}[connection.vendor]
 
 
 def _database_bytes(connection: Any) -> int:
