@@ -134,7 +134,9 @@ class Report(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organisation", "sha256"], name="one_report_per_hash")]
         indexes = [models.Index(fields=["organisation", "started"]),
-                   models.Index(fields=["series", "previous_sha256"])]
+                   models.Index(fields=["series", "previous_sha256"]),
+                   models.Index(fields=["organisation", "started"], condition=models.Q(chain__in=["gap", "fork"]),
+                                name="report_broken_chain")]  # the overview's attention list (dashboard.queries)
 
 
 class Host(models.Model):

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -33,6 +34,7 @@ from dashboard.models import (
     Chain,
     DailyItemSummary,
     Finding,
+    FindingItem,
     Host,
     Observation,
     Organisation,
@@ -45,10 +47,6 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 GRID_STATUSES = ("fail", "waived", "error", "manual", "pass", "not_applicable")
 #: Days of trend the overview draws.
 TREND_DAYS = 365
-#: Reports received this recently are looked at again by the next refresh (a transaction that took a lower
-#: id may commit after a higher one; ingest transactions take milliseconds, so a minute is ample).
-SETTLE = dt.timedelta(seconds=60)
-
 
 def _rows(qs: Any) -> list[dict[str, Any]]:
     """A values() queryset as plain dicts (its typed rows vary with every annotation)."""
@@ -113,35 +111,63 @@ def _latest_hosts(org: Organisation) -> QuerySet[Host]:
     return Host.objects.filter(organisation=org, latest__finding_set__isnull=False)
 
 
-def grid(org: Organisation) -> list[GridRow]:
-    """Guideline item × status over every host's latest observation: one GROUP BY item."""
-    fi = "latest__finding_set__findings__items__"
-    f = "latest__finding_set__findings__"
-    counts = {s: Count(f"{fi}id", filter=_status_q(f, s) if s in ("fail", "waived") else Q(**{f"{fi}status": s}))
+def _latest_ids(org: Organisation) -> list[int]:
+    """The ids of every host's latest observation (one short query; a list, so the next query looks them up
+    by primary key instead of joining the year of observations)."""
+    return [i for i in Host.objects.filter(organisation=org).values_list("latest_id", flat=True) if i is not None]
+
+
+def latest_sets(org: Organisation) -> Counter[int]:
+    """Finding set id → how many hosts have it as their latest."""
+    return Counter(Observation.objects.filter(pk__in=_latest_ids(org), finding_set__isnull=False)
+                   .values_list("finding_set_id", flat=True))
+
+
+def grid(org: Organisation, weights: Counter[int] | None = None) -> list[GridRow]:
+    """Guideline item × status over every host's latest observation.
+
+    Hosts that are unchanged share finding sets, and a finding set's counts are the same whoever has it: so
+    the database groups (finding set, item) once per distinct latest finding set, and the rows are weighted
+    here by how many hosts have that set now — no COUNT(DISTINCT) over every host's findings. ``weights``:
+    :func:`latest_sets`, when the caller has it already."""
+    weights = latest_sets(org) if weights is None else weights
+    f = "finding__"
+    counts = {s: Count("id", filter=_status_q(f, s) if s in ("fail", "waived") else Q(status=s))
               for s in GRID_STATUSES}
-    rows = (_latest_hosts(org).values(item_id=F(f"{fi}item"))
-            .annotate(hosts_n=Count("id", distinct=True), bad_n=Count("id", distinct=True, filter=_bad_item(f, fi)),
-                      **{f"n_{s}": c for s, c in counts.items()})
-            .filter(item_id__isnull=False))
+    rows = (FindingItem.objects.filter(finding__finding_set_id__in=list(weights))
+            .values("finding__finding_set_id", "item")
+            .annotate(bad_n=Count("id", filter=_bad_item(f, "")), **{f"n_{s}": c for s, c in counts.items()})
+            .order_by())
+    by_item: dict[str, dict[str, int]] = {}
+    for r in _rows(rows):
+        w = weights[r["finding__finding_set_id"]]
+        acc = by_item.setdefault(r["item"], dict.fromkeys(("hosts", "bad", *GRID_STATUSES), 0))
+        acc["hosts"] += w
+        acc["bad"] += w if r["bad_n"] else 0
+        for s in GRID_STATUSES:
+            acc[s] += w * r[f"n_{s}"]
     titles = guideline_titles()
-    by_item = {r["item_id"]: r for r in _rows(rows)}
     out: list[GridRow] = []
     for item in item_order(list(by_item)):
-        r = by_item[item]
-        hosts, compliant = int(r["hosts_n"]), int(r["hosts_n"]) - int(r["bad_n"])
+        acc = by_item[item]
+        hosts, compliant = acc["hosts"], acc["hosts"] - acc["bad"]
         out.append({"item": item, "title": titles.get(item, {"ja": "", "en": ""}),
-                    "counts": {s: int(r[f"n_{s}"]) for s in GRID_STATUSES}, "hosts": hosts, "compliant": compliant,
+                    "counts": {s: acc[s] for s in GRID_STATUSES}, "hosts": hosts, "compliant": compliant,
                     "share": compliant / hosts if hosts else None})
     return out
 
 
-def overall(org: Organisation) -> Overall:
-    # A host whose latest report has no findings for it (unreachable, refused) was not judged: never compliant.
-    agg = _latest_hosts(org).aggregate(
-        judged=Count("id", distinct=True, filter=Q(latest__finding_set__findings__isnull=False)),
-        bad=Count("id", distinct=True, filter=_bad("latest__finding_set__findings__")))
+def overall(org: Organisation, weights: Counter[int] | None = None) -> Overall:
+    """Hosts, hosts judged (their latest report has findings for them) and compliant on every item. A host
+    whose latest report has no findings for it (unreachable, refused) was not judged: never compliant."""
+    weights = latest_sets(org) if weights is None else weights
+    rows = (Finding.objects.filter(finding_set_id__in=list(weights)).values("finding_set_id")
+            .annotate(bad_n=Count("id", filter=_bad(""))).order_by())
+    judged = bad = 0
+    for r in _rows(rows):
+        judged += weights[r["finding_set_id"]]
+        bad += weights[r["finding_set_id"]] if r["bad_n"] else 0
     total = Host.objects.filter(organisation=org).count()
-    judged, bad = int(agg["judged"] or 0), int(agg["bad"] or 0)
     return {"hosts": total, "judged": judged, "compliant": judged - bad,
             "share": (judged - bad) / judged if judged else None}
 
@@ -161,8 +187,9 @@ def stale_hosts(org: Organisation, now: dt.datetime | None = None) -> list[dict[
 
 def unscanned_hosts(org: Organisation) -> list[dict[str, Any]]:
     """Hosts whose latest report could not scan them (unreachable, refused …): their "now" is unknown."""
-    return _rows(Host.objects.filter(organisation=org).exclude(latest__status="ok").exclude(latest__isnull=True)
-                 .order_by("hostname").values("id", "hostname", "key", "latest__status", "latest__error")[:200])
+    rows = Host.objects.filter(organisation=org, latest__in=Observation.objects.filter(pk__in=_latest_ids(org))
+                               .exclude(status="ok").values("pk"))
+    return _rows(rows.order_by("hostname").values("id", "hostname", "key", "latest__status", "latest__error")[:200])
 
 
 def broken_series(org: Organisation) -> list[dict[str, Any]]:
@@ -208,8 +235,12 @@ def refresh_daily(org: Organisation) -> int:
 
     The days to recompute are those of reports with an id above the watermark (new reports, including late
     deliveries of old days). The first call computes every day in one grouped query; later calls usually
-    recompute today only. Runs under a row lock on the watermark so two requests do not both rebuild."""
-    now = timezone.now()  # the clock ``received`` was stamped with
+    recompute today only. Runs under a row lock on the watermark so two requests do not both rebuild.
+
+    Known limit: a report whose transaction took a lower id but committed after a refresh had already seen a
+    higher one is missed until its day is touched again (concurrent ingests on PostgreSQL, within
+    milliseconds); ``SummaryWatermark.objects.filter(organisation=org).delete()`` makes the next look rebuild
+    everything. The grid (now) never depends on this: only the trend's history does."""
     with transaction.atomic():
         mark, _ = SummaryWatermark.objects.get_or_create(organisation=org)
         mark = SummaryWatermark.objects.select_for_update().get(pk=mark.pk)
@@ -230,9 +261,7 @@ def refresh_daily(org: Organisation) -> int:
                 rows += _summarise(org, observations.filter(started__gte=lo, started__lt=hi))
             DailyItemSummary.objects.filter(organisation=org, day__in=days).delete()
         DailyItemSummary.objects.bulk_create(rows, batch_size=2000)
-        # Reports of the last minute stay above the watermark: looked at again next time (see SETTLE).
-        unsettled = fresh.filter(received__gte=now - SETTLE).aggregate(low=Min("id"))["low"]
-        mark.last_report_id = max(mark.last_report_id, top if unsettled is None else unsettled - 1)
+        mark.last_report_id = top
         mark.save(update_fields=["last_report_id"])
         return len(days) if days is not None else len({r.day for r in rows})
 

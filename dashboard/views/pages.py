@@ -40,11 +40,12 @@ def overview(request: HttpRequest, slug: str) -> HttpResponse:
     org = organisation_for(request, slug)
     now = timezone.now()
     trends, trend_all = queries.trend(org, now=now)
-    rows = queries.grid(org)
+    weights = queries.latest_sets(org)
+    rows = queries.grid(org, weights)
     for row in rows:
         row["trend"] = trends.get(row["item"], [])  # type: ignore[typeddict-unknown-key]
     return render(request, "dashboard/pages/overview.html", {
-        "org": org, "rows": rows, "overall": queries.overall(org), "statuses": queries.GRID_STATUSES,
+        "org": org, "rows": rows, "overall": queries.overall(org, weights), "statuses": queries.GRID_STATUSES,
         "stale": queries.stale_hosts(org, now), "unscanned": queries.unscanned_hosts(org),
         "broken": queries.broken_series(org), "trend_days": queries.TREND_DAYS, "trend_all": trend_all,
     })
