@@ -266,6 +266,12 @@ def _print_results(args: argparse.Namespace, steps: list[int], results: dict[str
             print(f"   concurrent ingest, {c['workers']} processes: {c['done']} stored, {c['failed']} failed "
                   f"({c['errors'] or 'no errors'}), {c['per_second']:.1f} reports/s, latency med "
                   f"{_q(c['ms'], .5):.1f} p95 {_q(c['ms'], .95):.1f} ms")
+        ch = res["churn"]
+        print(f"   a day with ONE changed evidence counter (LG-01 processes_seen, {ch['reports']} hosts shaped like "
+              f"this machine): ingest med {_q(ch['ms'], .5):.1f} ms, {ch['bytes_per_report']:.0f} B stored per "
+              f"report; rows added per report: {ch['finding_sets'] / max(1, ch['reports']):.1f} finding sets, "
+              f"{ch['findings'] / max(1, ch['reports']):.1f} findings, {ch['evidence'] / max(1, ch['reports']):.1f} "
+              f"evidence")
         print(f"   verdict: {_verdict(db, res)}")
     print("\nMEASURED: every INGESTED report's time inside dashboard.ingest.ingest; every page request; database "
           "sizes. FILLED: the bulk rows of unchanged days (see --verify-fill: identical to what ingest writes). "
@@ -275,12 +281,12 @@ def _print_results(args: argparse.Namespace, steps: list[int], results: dict[str
 def _verdict(db: str, res: dict[str, Any]) -> str:
     notes = []
     for st in res["steps"]:
-        over = [name for name, ok in (
-            ("overview p95", _q(st["overview_ms"], .95) <= GOAL_OVERVIEW_P95_MS),
-            ("host page p95", _q(st["host_ms"], .95) <= GOAL_OVERVIEW_P95_MS),
-            ("ingest median per 60 KB",
-             _q(st["ingest_daily_ms"], .5) * GOAL_INGEST_BYTES / res["report_bytes"] <= GOAL_INGEST_MS))
-            if not ok]
+        over = [name for name, value, goal in (
+            ("overview p95", _q(st["overview_ms"], .95), GOAL_OVERVIEW_P95_MS),
+            ("host page p95", _q(st["host_ms"], .95), GOAL_OVERVIEW_P95_MS),
+            ("ingest median per 60 KB", _q(st["ingest_daily_ms"], .5) * GOAL_INGEST_BYTES / res["report_bytes"],
+             GOAL_INGEST_MS))
+            if value > goal]  # NaN (not measured: no such page in this tree) compares False
         notes.append(f"{st['hosts']} hosts: " + ("within the goals" if not over else "over " + ", ".join(over)))
     for c in res["concurrency"]:
         if c["failed"]:
@@ -330,13 +336,18 @@ class Bench:
         self.job = job
         work = Path(job["shapes"])
         shapes = {p.name[len("shape-"):-len(".json")]: p.read_bytes() for p in work.glob("shape-*.json")}
-        self.fleet = Fleet(shapes, job["hosts"], job["days"], job["seed"])
+        # The day after the year (day DAYS): one evidence counter changes, as on a real machine from run to run.
+        self.fleet = Fleet(shapes, job["hosts"], job["days"], job["seed"], churn_days=frozenset({job["days"]}))
         self.key = load_signing_key(job["key"]).private
         self.is_pg = job["url"].startswith("postgres")
         self.ingested = 0
         self.filled = 0
         self.fill_seconds = 0.0
         self.phases: dict[str, list[float]] = {}
+        #: The newest filled observation per host and report per series: written at the end of a load (ingest
+        #: itself only ever moves them forward, so writing them late ends in the same rows).
+        self._host_latest: dict[int, tuple[Any, int]] = {}
+        self._series_head: dict[int, tuple[Any, int]] = {}
 
     # --- setup -------------------------------------------------------------------------------------------
 
@@ -405,7 +416,7 @@ class Bench:
         from django.db import transaction
 
         from dashboard import storage
-        from dashboard.models import Blob, Chain, Host, Observation, Report, Series
+        from dashboard.models import Blob, Chain, Observation, Report
 
         t0 = time.perf_counter()
         blobs, plans = [], []
@@ -449,17 +460,12 @@ class Bench:
                                                     status=st.target_status[i], error=st.target_error[i],
                                                     finding_set_id=st.finding_sets[i], started=rep.started))
             Observation.objects.bulk_create(observations)
-            latest: dict[int, Observation] = {}
-            for obs in observations:
-                if obs.host_id not in latest or obs.started >= latest[obs.host_id].started:
-                    latest[obs.host_id] = obs
-            for host_id, obs in latest.items():
-                Host.objects.filter(pk=host_id, last_seen__lte=obs.started).update(last_seen=obs.started)
-                current = Host.objects.filter(pk=host_id).values_list("latest__started", flat=True).first()
-                if current is None or obs.started >= current:
-                    Host.objects.filter(pk=host_id).update(latest=obs)
+            for obs in observations:  # host latest / last_seen: written once at the end of the load
+                seen = self._host_latest.get(obs.host_id)
+                if seen is None or obs.started >= seen[0]:
+                    self._host_latest[obs.host_id] = (obs.started, obs.pk)
             for report, (rep, st, _) in zip(reports, plans, strict=True):
-                Series.objects.filter(pk=st.series_id, head__started__lte=rep.started).update(head=report)
+                self._series_head[st.series_id] = (rep.started, report.pk)
                 st.last_started, st.last_sha = rep.started, rep.sha256
         self.filled += len(batch)
         self.fill_seconds += time.perf_counter() - t0
@@ -496,8 +502,27 @@ class Bench:
                     states[h] = self.state_after_ingest(org, rep.sha256)
             if batch:
                 self.fill_day(org, batch)
-            if day % 30 == 29:
+            if day % 60 == 59:
                 print(f"   day {day + 1}/{last_day}: {self.ingested} ingested, {self.filled} filled", flush=True)
+        self._write_latest()
+
+    def _write_latest(self) -> None:
+        """Host latest/last_seen and series head from the filled rows, where they are newer than what is there."""
+        from django.db import transaction
+
+        from dashboard.models import Host, Observation, Series
+
+        with transaction.atomic():
+            for host_id, (started, obs_id) in self._host_latest.items():
+                Host.objects.filter(pk=host_id, last_seen__lte=started).update(last_seen=started)
+                current = Observation.objects.filter(host__pk=host_id, pk__in=Host.objects.filter(pk=host_id)
+                                                     .values("latest")).values_list("started", flat=True).first()
+                if current is None or started >= current:
+                    Host.objects.filter(pk=host_id).update(latest_id=obs_id)
+            for series_id, (started, report_id) in self._series_head.items():
+                Series.objects.filter(pk=series_id, head__started__lte=started).update(head_id=report_id)
+        self._host_latest.clear()
+        self._series_head.clear()
 
     # --- verify: fill = ingest -----------------------------------------------------------------------------
 
@@ -554,12 +579,27 @@ class Bench:
             previous = step
         load_seconds = time.perf_counter() - started
         concurrency = self._concurrent(org, days - 1)
-        return {"server": self._server(), "steps": steps_out, "ingested": self.ingested, "filled": self.filled,
+        churn = self._churn(org, days)
+        return {"churn": churn, "server": self._server(), "steps": steps_out, "ingested": self.ingested, "filled": self.filled,
                 "fill_rate": self.filled / max(1e-9, self.fill_seconds), "load_seconds": load_seconds,
                 "report_bytes": int(statistics.median(len(r.data) for r in self.fleet.host_reports(0, 0, 20))),
                 "ingest_phases": self._phases(org, days - 1), "concurrency": concurrency}
 
-    def _ingest_day(self, org: Any, hosts: range, day: int, out: list[float]) -> None:
+    def _churn(self, org: Any, day: int) -> dict[str, Any]:
+        """A day on which one evidence counter (LG-01 processes_seen) differs: ingest time and bytes added."""
+        from dashboard.models import Evidence, Finding, FindingSet
+
+        hosts = [p.index for p in self.fleet.plans if p.shape == "local" and p.reports_on(day - 1)][:100]
+        before = self._db_size(vacuum=True)["total"]
+        counts = [m.objects.count() for m in (FindingSet, Finding, Evidence)]
+        ms: list[float] = []
+        self._ingest_day(org, hosts, day, ms)
+        after = self._db_size(vacuum=True)["total"]
+        added = [m.objects.count() - c for m, c in zip((FindingSet, Finding, Evidence), counts, strict=True)]
+        return {"reports": len(ms), "ms": ms, "bytes_per_report": (after - before) / max(1, len(ms)),
+                "finding_sets": added[0], "findings": added[1], "evidence": added[2]}
+
+    def _ingest_day(self, org: Any, hosts: Sequence[int], day: int, out: list[float]) -> None:
         for h in hosts:
             for rep in self.fleet.host_reports(h, day, day + 1):
                 out.append(self.ingest(org, rep))

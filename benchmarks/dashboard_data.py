@@ -7,7 +7,8 @@ between real daily runs is varied: host name, machine id, operator, run id, star
 ``duration_ms``, the chain link (``run.previous``), and per host a few scripted events over the year: a check
 that starts failing and is fixed weeks later (its failing finding is a real one from another shape), a waiver
 that is granted, then expiring, then expired, a day whose report never arrives (a chain gap) and a host that
-stops reporting. Evidence is otherwise the same day after day, as in real life.
+stops reporting. Each host has its own account counts (IA-05's evidence), so no two hosts share their findings. Evidence is
+otherwise the same day after day, as in real life (a changing counter is measured separately: churn_days).
 
 Rendering a 110 KB report with ``json.dumps`` for each of 365,000 host-days would take longer than the benchmark
 itself, so each distinct state of a host is rendered ONCE by mamoru's own ``reports.json_report.render_json``
@@ -127,7 +128,11 @@ class _Template:
 class Fleet:
     """Plans and renders the reports of ``hosts`` hosts over ``days`` days, deterministically from ``seed``."""
 
-    def __init__(self, shapes: dict[str, bytes], hosts: int, days: int, seed: int = 15) -> None:
+    def __init__(self, shapes: dict[str, bytes], hosts: int, days: int, seed: int = 15,
+                 churn_days: frozenset[int] = frozenset()) -> None:
+        #: Days on which a counter in the evidence changes (LG-01's processes_seen, which on a real machine
+        #: differs from run to run): every other day, the evidence is exactly the previous day's.
+        self.churn_days = churn_days
         self.docs = {name: json.loads(data) for name, data in shapes.items()}
         self.hosts, self.days, self.seed = hosts, days, seed
         self._alternates = self._failing_alternates()
@@ -195,6 +200,7 @@ class Fleet:
         return (YEAR_START + dt.timedelta(days=ev.last)).strftime("%Y-%m-%d")
 
     def _render(self, plan: HostPlan, state: tuple[str, ...], first: bool) -> _Template:
+        state = tuple(s for s in state if not s.startswith("procs:"))
         key = (plan.index, state, first)
         cached = self._templates.get(key)
         if cached is not None:
@@ -225,6 +231,11 @@ class Fleet:
                                    "state": rest[0], "source": "/etc/mamoru/waivers.yaml"}
             f["duration_ms"] = f"@@D{n}@@"
             ev = f.get("evidence")
+            if f["check"] == "IA-05" and isinstance(ev, dict) and isinstance(ev.get("users"), int):
+                # Hosts differ: their own account counts make each host's findings its own, as in an office.
+                ev["users"] += plan.index % 37
+                if isinstance(ev.get("groups"), int):
+                    ev["groups"] += plan.index // 37
             if f["check"] == "LG-01" and isinstance(ev, dict) and "processes_seen" in ev:
                 ev["processes_seen"] = "@@PROCS@@"
         template = _Template(render_json(Report.from_dict(doc)).decode("utf-8"))
@@ -238,7 +249,7 @@ class Fleet:
         run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         finished = started + dt.timedelta(milliseconds=rng.randrange(80, 4000))
         values = {"RUN": json.dumps(run_id), "START": json.dumps(_stamp(started)), "FIN": json.dumps(_stamp(finished)),
-                  "PROCS": str(rng.randrange(80, 140))}
+                  "PROCS": str(self._procs(plan, day))}
         if previous is not None:
             values.update(PSHA=json.dumps(previous.sha256), PRUN=json.dumps(previous.run_id),
                           PFILE=json.dumps(previous.name))
@@ -246,6 +257,9 @@ class Fleet:
             if key.startswith("D"):
                 values[key] = repr(round(rng.lognormvariate(2.3, 1.0), 3))
         return values, run_id, started, finished
+
+    def _procs(self, plan: HostPlan, day: int) -> int:
+        return 90 + plan.index % 40 + (1 + day % 7 if day in self.churn_days else 0)
 
     def host_reports(self, index: int, day_from: int = 0, day_to: int | None = None) -> Iterator[DayReport]:
         """The reports host ``index`` delivers on days [day_from, day_to), in order (chain links included).
@@ -261,7 +275,7 @@ class Fleet:
         for day in range(end):
             if plan.stop is not None and day >= plan.stop:
                 return
-            state = self._state(plan, day)
+            state = (*self._state(plan, day), f"procs:{self._procs(plan, day)}")
             template = self._render(plan, state, previous is None)
             values, run_id, started, finished = self._values(rng, plan, day, template, previous)
             data = template.fill(values)
