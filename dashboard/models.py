@@ -244,3 +244,31 @@ class AuditEntry(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["organisation", "at"])]
+
+
+class DailyItemSummary(models.Model):
+    """One Tokyo day of one organisation, per guideline item: how many host observations had the item and how
+    many of them were compliant. The overview's trend reads these (365 days × ~30 items) instead of joining a
+    year of observations to their findings on every request. A cache, derived from Observation + FindingSet
+    by dashboard.queries.refresh_daily (never written by ingest); deleting the rows only costs a recomputation.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    item = models.CharField(max_length=64)
+    hosts = models.PositiveIntegerField()
+    compliant = models.PositiveIntegerField()
+
+    objects: models.Manager[DailyItemSummary] = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organisation", "day", "item"], name="one_summary_per_day")]
+
+
+class SummaryWatermark(models.Model):
+    """Up to which Report id the organisation's DailyItemSummary rows are known to be complete."""
+
+    organisation = models.OneToOneField(Organisation, on_delete=models.CASCADE, related_name="+")
+    last_report_id = models.BigIntegerField(default=0)
+
+    objects: models.Manager[SummaryWatermark] = models.Manager()
