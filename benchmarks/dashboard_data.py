@@ -7,8 +7,8 @@ between real daily runs is varied: host name, machine id, operator, run id, star
 ``duration_ms``, the chain link (``run.previous``), and per host a few scripted events over the year: a check
 that starts failing and is fixed weeks later (its failing finding is a real one from another shape), a waiver
 that is granted, then expiring, then expired, a day whose report never arrives (a chain gap) and a host that
-stops reporting. Each host has its own account counts (IA-05's evidence), so no two hosts share their findings. Evidence is
-otherwise the same day after day, as in real life (a changing counter is measured separately: churn_days).
+stops reporting. Each host has its own account counts (IA-05's evidence), so no two hosts share their findings.
+Evidence is otherwise the same day after day (a counter that changes is measured separately: churn_days).
 
 Rendering a 110 KB report with ``json.dumps`` for each of 365,000 host-days would take longer than the benchmark
 itself, so each distinct state of a host is rendered ONCE by mamoru's own ``reports.json_report.render_json``
@@ -45,7 +45,6 @@ SHAPES = ("local", "hardened", "weak")
 #: How the fleet is made of the shapes: most machines look like this one, the rest like the fixtures.
 SHAPE_WEIGHTS = (0.6, 0.2, 0.2)
 SCOPE = "/var/lib/mamoru/reports"
-YEAR_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 _PLACEHOLDER = re.compile(r'"@@([A-Z]+[0-9]*)@@"')
 
 
@@ -129,7 +128,12 @@ class Fleet:
     """Plans and renders the reports of ``hosts`` hosts over ``days`` days, deterministically from ``seed``."""
 
     def __init__(self, shapes: dict[str, bytes], hosts: int, days: int, seed: int = 15,
-                 churn_days: frozenset[int] = frozenset()) -> None:
+                 churn_days: frozenset[int] = frozenset(), start: dt.datetime | None = None) -> None:
+        #: Day 0 at 00:00 UTC. Default: the year ends now, so that day ``days - 2`` (the benchmark's measured
+        #: day, scans at 02:00-05:00 UTC) is today (six hours ago) and the pages' "last 90 days" and "stopped
+        #: reporting" see the year as recent.
+        today = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=6)).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.start = start or today - dt.timedelta(days=days - 2)
         #: Days on which a counter in the evidence changes (LG-01's processes_seen, which on a real machine
         #: differs from run to run): every other day, the evidence is exactly the previous day's.
         self.churn_days = churn_days
@@ -197,7 +201,7 @@ class Fleet:
 
     def _waiver_expires(self, plan: HostPlan, check: str) -> str:
         ev = next(e for e in plan.events if e.kind == "waiver" and e.check == check)
-        return (YEAR_START + dt.timedelta(days=ev.last)).strftime("%Y-%m-%d")
+        return (self.start + dt.timedelta(days=ev.last)).strftime("%Y-%m-%d")
 
     def _render(self, plan: HostPlan, state: tuple[str, ...], first: bool) -> _Template:
         state = tuple(s for s in state if not s.startswith("procs:"))
@@ -244,7 +248,7 @@ class Fleet:
 
     def _values(self, rng: random.Random, plan: HostPlan, day: int, template: _Template,
                 previous: DayReport | None) -> tuple[dict[str, str], str, dt.datetime, dt.datetime]:
-        started = YEAR_START + dt.timedelta(days=day, minutes=plan.minute, seconds=rng.randrange(60),
+        started = self.start + dt.timedelta(days=day, minutes=plan.minute, seconds=rng.randrange(60),
                                             milliseconds=rng.randrange(1000))
         run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         finished = started + dt.timedelta(milliseconds=rng.randrange(80, 4000))
