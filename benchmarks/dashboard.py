@@ -266,8 +266,9 @@ def _print_results(args: argparse.Namespace, steps: list[int], results: dict[str
               f"{last['bytes_per_host_day']:.0f} B/host-day (goal <= {GOAL_BYTES_PER_DAY} B per unchanged "
               f"host-day); peer (each report + .sig as a file, zstd -19 alone): {peer:.0f} B/host-day, ratio "
               f"{last['bytes_per_host_day'] / peer:.2f}")
-        print("   per table (B/host-day): " + ", ".join(f"{t} {b / max(1, last['host_days']):.0f}"
-                                                       for t, b in last["tables"].items() if b))
+        print("   per table, B/host-day (of which indexes): " + ", ".join(
+            f"{t} {b / max(1, last['host_days']):.0f} ({last['indexes'].get(t, 0) / max(1, last['host_days']):.0f})"
+            for t, b in last["tables"].items() if b / max(1, last["host_days"]) >= 1))
         print("   overview within a minute of the day's deliveries (summary of that day recomputed per request), "
               "med/p95 ms: " + ", ".join(f"{st['hosts']} hosts {_q(st['overview_arriving_ms'], .5):.0f}/"
                                          f"{_q(st['overview_arriving_ms'], .95):.0f}" for st in res["steps"]))
@@ -612,7 +613,7 @@ class Bench:
             size = self._db_size(vacuum=True)
             host_days = self._host_days(org)
             steps_out.append({"hosts": step, "host_days": host_days, **timings, **pages,
-                              "db_bytes": size["total"], "tables": size["tables"],
+                              "db_bytes": size["total"], "tables": size["tables"], "indexes": size["indexes"],
                               "bytes_per_host_day": size["total"] / max(1, host_days),
                               "step_bytes_per_day": (size["total"] - size_before)
                               / max(1, host_days - (steps_out[-1]["host_days"] if steps_out else 0))})
@@ -759,6 +760,7 @@ class Bench:
 
         tables = [m._meta.db_table for m in apps.get_app_config("dashboard").get_models()]
         sizes: dict[str, int] = {}
+        indexes: dict[str, int] = {}  # of which in the table's indexes
         with connection.cursor() as cur:
             if self.is_pg:
                 if vacuum:
@@ -766,8 +768,9 @@ class Bench:
                 cur.execute("SELECT pg_database_size(current_database())")
                 total = int(cur.fetchone()[0])
                 for t in tables:
-                    cur.execute("SELECT pg_total_relation_size(%s)", [t])
-                    sizes[t] = int(cur.fetchone()[0])
+                    cur.execute("SELECT pg_total_relation_size(%s), pg_indexes_size(%s)", [t, t])
+                    total_t, index_t = cur.fetchone()
+                    sizes[t], indexes[t] = int(total_t), int(index_t)
             else:
                 if vacuum:
                     cur.execute("VACUUM")
@@ -777,15 +780,18 @@ class Bench:
                 cur.execute("PRAGMA page_size")
                 total = pages * int(cur.fetchone()[0])
                 with contextlib.suppress(Exception):
-                    cur.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')")
-                    owner = {name: tbl for name, tbl in cur.fetchall()}
+                    cur.execute("SELECT name, tbl_name, type FROM sqlite_master WHERE type IN ('table', 'index')")
+                    owner = {name: (tbl, kind) for name, tbl, kind in cur.fetchall()}
                     cur.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
                     for name, size in cur.fetchall():
-                        t = owner.get(name, name)
+                        t, kind = owner.get(name, (name, "table"))
                         if t in tables:
                             sizes[t] = sizes.get(t, 0) + int(size)
-        sizes = {t.removeprefix("dashboard_"): s for t, s in sorted(sizes.items(), key=lambda kv: -kv[1])}
-        return {"total": total, "tables": sizes}
+                            if kind == "index":
+                                indexes[t] = indexes.get(t, 0) + int(size)
+        ordered = sorted(sizes.items(), key=lambda kv: -kv[1])
+        return {"total": total, "tables": {t.removeprefix("dashboard_"): s for t, s in ordered},
+                "indexes": {t.removeprefix("dashboard_"): indexes.get(t, 0) for t, _ in ordered}}
 
 
 def _ingest_many(org_pk: int, reports: list[tuple[bytes, bytes, str]]) -> dict[str, Any]:
