@@ -433,7 +433,6 @@ class Bench:
         observation per target reusing the previous finding sets, then series head and host latest."""
         import zstandard
         from django.db import transaction
-        from django.db.models import F
 
         from dashboard import storage
         from dashboard.models import Blob, Chain, Observation, Report
@@ -472,9 +471,17 @@ class Bench:
                                       signature=sig, size=len(rep.data), run_id=rep.run_id, started=rep.started,
                                       finished=rep.finished, previous_sha256=st.last_sha, chain=Chain.LINKED,
                                       chain_detail="", **st.template))
-            Report.objects.bulk_create(reports)
-            # Received a few seconds after its run, as on the simulated day (auto_now_add stamped the wall clock).
-            Report.objects.filter(pk__in=[r.pk for r in reports]).update(received=F("started") + ARRIVAL)
+            # Received a few seconds after its run, as on the simulated day: written with the row (an UPDATE
+            # afterwards would leave PostgreSQL a dead copy of every row, which ingest never does), so
+            # auto_now_add is held off for this insert.
+            received = Report._meta.get_field("received")
+            for report, (rep, _, _) in zip(reports, plans, strict=True):
+                report.received = rep.started + ARRIVAL
+            auto, received.auto_now_add = received.auto_now_add, False  # type: ignore[attr-defined]
+            try:
+                Report.objects.bulk_create(reports)
+            finally:
+                received.auto_now_add = auto  # type: ignore[attr-defined]
             observations = []
             for report, (rep, st, _) in zip(reports, plans, strict=True):
                 for i, host_id in enumerate(st.host_ids):
