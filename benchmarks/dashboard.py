@@ -759,7 +759,13 @@ class Bench:
                 version, fsync, sync = cur.fetchone()
                 return f"{' '.join(version.split()[:2])}, fsync={fsync}, synchronous_commit={sync}"
             cur.execute("SELECT sqlite_version()")
-            return f"SQLite {cur.fetchone()[0]}, one file, Django defaults (rollback journal)"
+            version = cur.fetchone()[0]
+            cur.execute("PRAGMA journal_mode")
+            journal = cur.fetchone()[0]
+            cur.execute("PRAGMA synchronous")
+            sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(cur.fetchone()[0], "?")
+            mode = connection.settings_dict.get("OPTIONS", {}).get("transaction_mode") or "DEFERRED"
+            return f"SQLite {version}, one file, journal_mode={journal}, synchronous={sync}, {mode} transactions"
 
     def _db_size(self, vacuum: bool) -> dict[str, Any]:
         from django.apps import apps
