@@ -69,7 +69,11 @@ TEMPLATES = [
 
 DATABASES = {"default": dj_database_url.parse(config.database_url(), conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # concurrent ingests queue (busy timeout), not fail
-    DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=30)
+    # BEGIN IMMEDIATE takes the write lock up front, so concurrent writers queue instead of failing with
+    # "database is locked" (benchmarks/dashboard.py); WAL lets pages read while a report is written.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE", timeout=30,
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
