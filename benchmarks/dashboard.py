@@ -64,8 +64,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if sys.path[:1] != [str(ROOT)]:  # first, also when PYTHONPATH names it: benchmarks/ (this script's directory,
+    sys.path.insert(0, str(ROOT))  # also on sys.path) has a dashboard.py that would hide the dashboard package
 
 from benchmarks.dashboard_data import Fleet, scan_shapes  # noqa: E402
 
@@ -282,9 +282,9 @@ def _print_results(args: argparse.Namespace, steps: list[int], results: dict[str
         ch = res["churn"]
         print(f"   a day with ONE changed evidence counter (LG-01 processes_seen, {ch['reports']} hosts shaped like "
               f"this machine): ingest med {_q(ch['ms'], .5):.1f} ms, {ch['bytes_per_report']:.0f} B stored per "
-              f"report; rows added per report: {ch['finding_sets'] / max(1, ch['reports']):.1f} finding sets, "
-              f"{ch['findings'] / max(1, ch['reports']):.1f} findings, {ch['evidence'] / max(1, ch['reports']):.1f} "
-              f"evidence")
+              f"report; rows added per report: " + ", ".join(
+                  f"{ch[k] / max(1, ch['reports']):.1f} {k.replace('_', ' ')}"
+                  for k in ("finding_sets", "set_members", "findings", "finding_items", "evidence")))
         print(f"   verdict: {_verdict(db, res)}")
     print("\nMEASURED: every INGESTED report's time inside dashboard.ingest.ingest; every page request; database "
           "sizes. FILLED: the bulk rows of unchanged days (see --verify-fill: identical to what ingest writes). "
@@ -637,17 +637,19 @@ class Bench:
 
     def _churn(self, org: Any, day: int) -> dict[str, Any]:
         """A day on which one evidence counter (LG-01 processes_seen) differs: ingest time and bytes added."""
-        from dashboard.models import Evidence, Finding, FindingSet
+        from dashboard.models import Evidence, Finding, FindingItem, FindingSet, SetMember
 
         hosts = [p.index for p in self.fleet.plans if p.shape == "local" and p.reports_on(day - 1)][:100]
         before = self._db_size(vacuum=True)["total"]
-        counts = [m.objects.count() for m in (FindingSet, Finding, Evidence)]
+        tables = (FindingSet, SetMember, Finding, FindingItem, Evidence)
+        counts = [m.objects.count() for m in tables]
         ms: list[float] = []
         self._ingest_day(org, hosts, day, ms)
         after = self._db_size(vacuum=True)["total"]
-        added = [m.objects.count() - c for m, c in zip((FindingSet, Finding, Evidence), counts, strict=True)]
+        added = [m.objects.count() - c for m, c in zip(tables, counts, strict=True)]
         return {"reports": len(ms), "ms": ms, "bytes_per_report": (after - before) / max(1, len(ms)),
-                "finding_sets": added[0], "findings": added[1], "evidence": added[2]}
+                "finding_sets": added[0], "set_members": added[1], "findings": added[2], "finding_items": added[3],
+                "evidence": added[4]}
 
     def _ingest_day(self, org: Any, hosts: Sequence[int], day: int, out: list[float],
                     simulated_arrival: bool = True) -> None:
@@ -862,7 +864,7 @@ def _rows(org: Any) -> dict[str, list[Any]]:
     from django.apps import apps
 
     from dashboard import storage
-    from dashboard.models import Host, Observation, Report, Series
+    from dashboard.models import Finding, Host, Observation, Report, Series
 
     reports = {r.pk: r.sha256 for r in Report.objects.filter(organisation=org)}
     out: dict[str, list[Any]] = {}
@@ -893,15 +895,24 @@ def _rows(org: Any) -> dict[str, list[Any]]:
         fields = [f.attname for f in model._meta.fields if not f.is_relation and not f.primary_key]
         out[name] = sorted(json.dumps(v, sort_keys=True, default=str)
                            for v in model.objects.filter(organisation=org).values(*fields))
-    out["findingset"] = sorted(
-        fs for fs in _finding_sets(org))
+    out["findingset"] = sorted(_finding_sets(org))
+    out["finding"] = sorted(
+        (f.sha256, f.check_id, f.status, f.evidence.sha256 if f.evidence else None,
+         sorted(f.items.values_list("item", "status")))
+        for f in Finding.objects.filter(organisation=org).select_related("evidence"))
     return out
 
 
 def _finding_sets(org: Any) -> list[str]:
-    from dashboard.models import FindingSet
+    """Each set by its hash and the hashes of its findings (in order: members are written in the set's order)."""
+    from dashboard.models import FindingSet, SetMember
 
-    return [f"{fs.sha256}:{fs.findings.count()}" for fs in FindingSet.objects.filter(organisation=org)]
+    members: dict[int, list[str]] = {}
+    for set_id, sha in (SetMember.objects.filter(finding_set__organisation=org).order_by("pk")
+                        .values_list("finding_set_id", "finding__sha256")):
+        members.setdefault(set_id, []).append(sha)
+    return [f"{fs.sha256}:{fs.bad}:{json.dumps(fs.items, sort_keys=True)}:{','.join(members.get(fs.pk, []))}"
+            for fs in FindingSet.objects.filter(organisation=org)]
 
 
 if __name__ == "__main__":

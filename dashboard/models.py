@@ -1,9 +1,17 @@
 """What the dashboard stores: each report's bytes as received, and its findings normalised for the views.
 
-Storage is shaped by one fact of daily scans: most days nothing changes. So the parts that repeat are stored
-once per organisation by content hash — the set of findings a host had (``FindingSet``), each finding's
-evidence (``Evidence``) — and a day on which a host is unchanged costs one ``Observation`` row plus the
-compressed difference of its report bytes (``Blob``: zstd against an earlier report of the same series).
+Storage is shaped by one fact of daily scans: most days nothing changes, and on the days something does, it is
+one or two findings of a host's ~36. So what repeats is stored once per organisation by content hash — the set
+of findings a host had (``FindingSet``), each finding (``Finding``, with its guideline items), each finding's
+evidence (``Evidence``) — and a set is its list of findings (``SetMember`` rows, one small row per finding).
+A day on which a host is unchanged costs one ``Observation`` row plus the compressed difference of its report
+bytes (``Blob``: zstd against an earlier report of the same series); a day on which one evidence counter
+changed (LG-01's ``processes_seen`` does on a real machine nearly every day) costs a new set, its member rows
+and the one changed finding. Before findings were shared (each belonged to one set), such a day wrote the
+whole set's ~36 findings again with their ja/en texts: 61,440 B per report, more than keeping the report as
+a zstd'd file; shared, 4,582 B (benchmarks/dashboard.py, SQLite, 100 hosts x 60 days; there the new
+counter value is the same on every host, so the changed finding is mostly shared too: a value of each host's
+own adds its one Finding row, ~1.7 KB).
 Everything hangs off an ``Organisation``: every query a page makes starts there (dashboard.access), which is
 what keeps one client's data out of another's pages.
 """
@@ -182,13 +190,20 @@ class FindingSet(models.Model):
     items = models.JSONField(default=dict)
     #: Any finding that makes the host non-compliant (unwaived fail, error, open manual).
     bad = models.BooleanField(default=False)
+    findings: models.ManyToManyField[Finding, SetMember] = models.ManyToManyField(
+        "Finding", through="SetMember", related_name="finding_sets")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organisation", "sha256"], name="one_finding_set_per_hash")]
 
 
 class Finding(models.Model):
-    finding_set = models.ForeignKey(FindingSet, on_delete=models.CASCADE, related_name="findings")
+    """One finding as a host's report states it (without its target and duration), stored once per organisation
+    however many sets (hosts, days) contain it: ``sha256`` is dashboard.ingest.finding_sha256 of the row."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+",
+                                     db_index=False)  # one_finding_per_hash starts with it
+    sha256 = models.CharField(max_length=64)
     check_id = models.CharField(max_length=32)
     status = models.CharField(max_length=16)
     severity = models.CharField(max_length=16, blank=True, default="")
@@ -203,7 +218,20 @@ class Finding(models.Model):
     attestation = models.JSONField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["finding_set", "check_id"]), models.Index(fields=["check_id", "status"])]
+        constraints = [models.UniqueConstraint(fields=["organisation", "sha256"], name="one_finding_per_hash")]
+        indexes = [models.Index(fields=["check_id", "status"])]
+
+
+class SetMember(models.Model):
+    """One finding of one set. Not unique: a report may list the same finding twice for one target (nothing
+    in its schema forbids it), and the set's counts (``by_status``, ``items``) count it twice, so its rows do."""
+
+    finding_set = models.ForeignKey(FindingSet, on_delete=models.CASCADE, related_name="members",
+                                    db_index=False)  # (finding_set, finding) below serves every set's look-up
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["finding_set", "finding"], name="set_member")]
 
 
 class FindingItem(models.Model):

@@ -39,6 +39,7 @@ from dashboard.models import (
     Observation,
     Organisation,
     Report,
+    SetMember,
     SummaryWatermark,
 )
 
@@ -308,7 +309,7 @@ def host_list(org: Organisation, *, item: str = "", status: str = "", check: str
     guideline ``item`` and/or a ``check``."""
     qs = Host.objects.filter(organisation=org).select_related("latest__report", "latest__finding_set")
     if item or status or check:
-        cond = Q(finding_set=OuterRef("latest__finding_set"))
+        cond = Q(finding_sets=OuterRef("latest__finding_set"))
         if item:
             cond &= Q(items__item=item)
         if check:
@@ -336,7 +337,7 @@ def check_table(org: Organisation, item: str = "") -> list[dict[str, Any]]:
 def check_failures(org: Organisation, check: str) -> list[dict[str, Any]]:
     """Hosts whose latest findings fail ``check``, each with the start of its current failing streak: the
     first observation after the last one (with findings) that did not fail the check, else its first seen."""
-    failing = Finding.objects.filter(finding_set=OuterRef("finding_set"), check_id=check, status="fail")
+    failing = Finding.objects.filter(finding_sets=OuterRef("finding_set"), check_id=check, status="fail")
     last_ok = (Observation.objects.filter(host=OuterRef("pk"), finding_set__isnull=False,
                                           started__lt=OuterRef("latest__started"))
                .filter(~Exists(failing)).order_by("-started").values("started")[:1])
@@ -355,7 +356,7 @@ def check_failures(org: Organisation, check: str) -> list[dict[str, Any]]:
 
 def check_info(org: Organisation, check: str) -> dict[str, Any] | None:
     """Title and guideline items of ``check`` as the organisation's latest findings state them."""
-    rows = _rows(Finding.objects.filter(check_id=check, finding_set__organisation=org)
+    rows = _rows(Finding.objects.filter(check_id=check, organisation=org)
                  .order_by("-id").values("title", "guideline", "severity", "remediation")[:1])
     return rows[0] if rows else None
 
@@ -372,8 +373,8 @@ def timeline(host: Host) -> QuerySet[Observation]:
 def findings_of(observation: Observation | None) -> list[Finding]:
     if observation is None or observation.finding_set_id is None:
         return []
-    return list(Finding.objects.filter(finding_set_id=observation.finding_set_id).select_related("evidence")
-                .order_by("check_id", "id"))
+    return [m.finding for m in SetMember.objects.filter(finding_set_id=observation.finding_set_id)
+            .select_related("finding__evidence").order_by("finding__check_id", "finding_id", "id")]
 
 
 # ---------------------------------------------------------------- diff
@@ -504,9 +505,9 @@ def latest_reports(org: Organisation, *, chunk: int = 200) -> Iterator[tuple[Hos
 def _with_findings(hosts: list[Host]) -> Iterator[tuple[Host, list[Finding]]]:
     sets = {h.latest.finding_set_id for h in hosts if h.latest is not None and h.latest.finding_set_id}
     by_set: dict[int, list[Finding]] = {}
-    for f in (Finding.objects.filter(finding_set_id__in=sets).select_related("evidence")
-              .order_by("finding_set_id", "check_id", "id")):
-        by_set.setdefault(f.finding_set_id, []).append(f)
+    for m in (SetMember.objects.filter(finding_set_id__in=sets).select_related("finding__evidence")
+              .order_by("finding_set_id", "finding__check_id", "finding_id", "id")):
+        by_set.setdefault(m.finding_set_id, []).append(m.finding)
     for h in hosts:
         fs = h.latest.finding_set_id if h.latest is not None else None
         yield h, by_set.get(fs, []) if fs else []

@@ -62,6 +62,7 @@ def store(org: Any, report: Report, *, chain: str = "", signature_status: str = 
     import json
 
     from dashboard import models as m
+    from dashboard.ingest import finding_sha256
 
     data = report_bytes(report)
     sha = hashlib.sha256(data).hexdigest()
@@ -108,12 +109,15 @@ def store(org: Any, report: Report, *, chain: str = "", signature_status: str = 
                         ev_sha = hashlib.sha256(json.dumps(f.evidence, sort_keys=True).encode()).hexdigest()
                         ev, _ = m.Evidence.objects.get_or_create(organisation=org, sha256=ev_sha,
                                                                  defaults={"data": f.evidence})
-                    fr = m.Finding.objects.create(
-                        finding_set=fs, check_id=f.check, status=f.status, severity=f.severity,
-                        guideline=f.guideline, title=f.title, message=f.message, remediation=f.remediation,
-                        expected=f.expected, evidence=ev, waived=f.waived, waiver=f.waiver,
-                        attestation=f.attestation)
-                    for item in f.guideline:
+                    row = {"check_id": f.check, "status": f.status, "severity": f.severity,
+                           "guideline": f.guideline, "title": f.title, "message": f.message,
+                           "remediation": f.remediation, "expected": f.expected, "waived": f.waived,
+                           "waiver": f.waiver, "attestation": f.attestation}
+                    fr, new = m.Finding.objects.get_or_create(
+                        organisation=org, sha256=finding_sha256(row | {"evidence": ev.sha256 if ev else None}),
+                        defaults=row | {"evidence": ev})
+                    m.SetMember.objects.create(finding_set=fs, finding=fr)
+                    for item in f.guideline if new else ():
                         m.FindingItem.objects.create(finding=fr, item=item, status=f.status)
         obs = m.Observation.objects.create(report=row, host=host, target_id=t.id, status=t.status,
                                            error=t.error or "", finding_set=fs, started=started)

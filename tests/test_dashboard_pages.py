@@ -14,6 +14,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from dashboard import charts, queries
 from dashboard.ingest import ingest
 from dashboard.models import (
     DailyItemSummary,
+    Finding,
     FindingItem,
     Host,
     Membership,
@@ -152,7 +154,7 @@ def test_grid_counts_are_the_latest_findings_of_every_host(member: Client, org: 
     rows = {r["item"]: r for r in queries.grid(org)}
     latest = Host.objects.filter(organisation=org).values_list("latest_id", flat=True)
     sets = Observation.objects.filter(pk__in=latest).values_list("finding_set_id", flat=True)
-    items = FindingItem.objects.filter(finding__finding_set__in=sets)
+    items = FindingItem.objects.filter(finding__finding_sets__in=sets)
     # every host has its own finding set here, so the grid is a plain count of their items
     assert len(set(sets)) == 3
     for item, row in rows.items():
@@ -250,6 +252,50 @@ def test_diff_of_two_runs_sorts_checks_into_regressed_fixed_changed_new_gone(
                         ("gone", "LG-04")):
         table = body.split(f'<table class="diff-{kind}">')[1].split("</table>")[0]
         assert f">{check}<" in table
+
+
+def test_hosts_sharing_findings_each_see_only_their_own_set(member: Client, org: Organisation,
+                                                             signer: Signer) -> None:
+    """Findings are stored once and listed by every set that has them: two hosts (and two days of one) share
+    all but one or two findings, and every page still shows each host exactly its own latest findings."""
+    a, b = SeriesMaker(signer, operator_host="pc-a"), SeriesMaker(signer, operator_host="pc-b", seed=2)
+    put(org, a.make(0))
+    put(org, b.make(0, change=setting("IA-01", "fail")))
+    put(org, a.make(1, change=setting("AC-01", "pass")))
+    pa, pb = (Host.objects.get(organisation=org, hostname=h) for h in ("pc-a", "pc-b"))
+    assert pa.latest is not None and pb.latest is not None
+    n = len(queries.findings_of(pa.latest))
+    assert n == len(queries.findings_of(pb.latest)) > 10
+    shared = Finding.objects.filter(organisation=org, finding_sets=pa.latest.finding_set_id) \
+        .filter(finding_sets=pb.latest.finding_set_id)
+    assert shared.count() == n - 2  # all but IA-01 and AC-01
+
+    def rows(host: Host) -> dict[str, str]:
+        body = get(member, url("host", host_id=host.pk), "en")
+        latest = body.split('<table class="findings">')[1].split("</table>")[0]
+        out = {}
+        for row in latest.split('<tr class="finding">')[1:]:
+            check = re.search(r'>([A-Z]+-[0-9]+)</a>', row)
+            assert check is not None
+            out[check.group(1)] = re.search(r'class="status-([a-z_-]+)"', row).group(1)  # type: ignore[union-attr]
+        assert len(latest.split('<tr class="finding">')) - 1 == n
+        return out
+
+    mine_a, mine_b = rows(pa), rows(pb)
+    assert (mine_a["IA-01"], mine_a["AC-01"]) == ("pass", "pass")
+    assert (mine_b["IA-01"], mine_b["AC-01"]) == ("fail", "fail")
+    assert [h.hostname for h in queries.host_list(org, check="IA-01", status="fail")] == ["pc-b"]
+    assert [h.hostname for h in queries.host_list(org, check="AC-01", status="pass")] == ["pc-a"]
+    assert [r["hostname"] for r in queries.check_failures(org, "AC-01")] == ["pc-b"]
+    table = {r["check"]: r["counts"] for r in queries.check_table(org)}
+    assert (table["IA-01"]["fail"], table["IA-01"]["pass"]) == (1, 1)
+    old, new = Observation.objects.filter(host=pa).order_by("started")
+    result = queries.diff(old, new)
+    assert [r["check"] for r in result["fixed"]] == ["AC-01"]
+    assert not any(result[k] for k in ("regressed", "changed", "new", "gone"))
+    raw = b"".join(member.get(url("export_csv"), HTTP_ACCEPT_LANGUAGE="en").streaming_content)  # type: ignore[attr-defined]
+    per_host = Counter(row[1] for row in list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))[1:])
+    assert (per_host["pc-a"], per_host["pc-b"]) == (n, n)
 
 
 def test_check_page_shows_who_fails_now_and_since_when(member: Client, org: Organisation, signer: Signer) -> None:

@@ -46,13 +46,13 @@ def reference_grid(org: Organisation) -> dict[str, dict[str, int]]:
         if fs is None:
             continue
         bad_items: set[str] = set()
-        for row in FindingItem.objects.filter(finding__finding_set_id=fs).values("item", "status", "finding__waived"):
+        for row in FindingItem.objects.filter(finding__finding_sets=fs).values("item", "status", "finding__waived"):
             acc = out.setdefault(row["item"], Counter())
             col = ("waived" if row["finding__waived"] else "fail") if row["status"] == "fail" else row["status"]
             acc[col] += 1
             if (row["status"] == "fail" and not row["finding__waived"]) or row["status"] in ("error", "manual"):
                 bad_items.add(row["item"])
-        for item in {r["item"] for r in FindingItem.objects.filter(finding__finding_set_id=fs).values("item")}:
+        for item in {r["item"] for r in FindingItem.objects.filter(finding__finding_sets=fs).values("item")}:
             out[item]["hosts"] += 1
             out[item]["bad"] += item in bad_items
     return out
