@@ -93,3 +93,33 @@ def test_migration_fills_summaries_of_sets_stored_before_them() -> None:
     call_command("migrate", "dashboard", verbosity=0)
     after = {fs.pk: (fs.items, fs.bad) for fs in FindingSet.objects.filter(organisation=org)}
     assert after == before
+
+
+def _assert_grid_is_reference(org: Organisation) -> dict[str, Any]:
+    grid = {r["item"]: r for r in queries.grid(org)}
+    ref = reference_grid(org)
+    assert set(grid) == set(ref) and ref
+    for item, acc in ref.items():
+        assert (grid[item]["hosts"], grid[item]["compliant"]) == (acc["hosts"], acc["hosts"] - acc["bad"]), item
+    return grid
+
+
+def test_grid_follows_new_reports_through_the_process_caches() -> None:
+    """The overview keeps what it read of immutable finding sets and of one mix of latest sets: a host whose
+    new report changes its latest set must change the numbers at once, and going back must give the old ones."""
+    signer = Signer()
+    org = Organisation.objects.create(slug="c", name="C", allowed_signers=signer.allowed)
+    makers = [SeriesMaker(signer, operator_host=f"pc-{n}", seed=n) for n in range(3)]
+    for m in makers:
+        made = m.make(0, previous=None)
+        ingest(org, made.data, made.sig, made.sha256)
+    before = _assert_grid_is_reference(org)
+    assert queries.overall(org)["compliant"] == queries.overall(org)["compliant"]
+    broken = makers[0].make(1, change=_waived)  # IA-01 waived, AC-01 error: pc-0 no longer compliant on AC
+    ingest(org, broken.data, broken.sig, broken.sha256)
+    after = _assert_grid_is_reference(org)
+    assert after != before
+    fixed = makers[0].make(2)  # back to day 0's findings: the first mix again, answered from the cache
+    ingest(org, fixed.data, fixed.sig, fixed.sha256)
+    again = _assert_grid_is_reference(org)
+    assert again == before
