@@ -142,6 +142,26 @@ def test_pages_of_real_reports_in_both_languages(member: Client, org: Organisati
         assert "<script" not in body
 
 
+def test_host_page_queries_do_not_grow_with_its_timeline(member: Client, org: Organisation,
+                                                        signer: Signer) -> None:
+    """One query per page section, not one per run: a row that reached a deferred field cost 100 queries and
+    ~55 ms per host page at 1,000 hosts x 365 days (benchmarks/dashboard.py)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    maker = SeriesMaker(signer)
+    counts = []
+    for days in (range(0, 3), range(3, 9)):
+        for day in days:
+            put(org, maker.make(day))
+        pc = Host.objects.get(organisation=org, kind="local")
+        with CaptureQueriesContext(connection) as queries_run:
+            body = get(member, url("host", host_id=pc.pk))
+        assert body.count("report.json.sig") >= len(days)
+        counts.append(len(queries_run.captured_queries))
+    assert counts[0] == counts[1], counts
+
+
 # ---------------------------------------------------------------- overview numbers
 
 
