@@ -229,6 +229,10 @@ def test_progress_bar_counts_done_failed_remaining() -> None:
     assert "2/3" in text
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_ctrl_c_writes_the_partial_report(lab: SshdLab, tmp_path: Path, processes: str) -> None:
     healthy = lab.sshd()
@@ -242,7 +246,10 @@ def test_ctrl_c_writes_the_partial_report(lab: SshdLab, tmp_path: Path, processe
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "scan", "--inventory", str(inv),
                              "--known-hosts", str(lab.known_hosts), "--check", "PM-01", "--workers", "2",
                              "--output", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MAMORU_PROCESSES": processes})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MAMORU_PROCESSES": processes},
+                            # Ctrl-C as at a terminal, also when pytest itself was started in the background
+                            # (``cmd &`` in a script starts it with SIGINT ignored, and a child inherits that)
+                            preexec_fn=_sigint_default)
     import psutil
 
     scanners: list[psutil.Process] = []
