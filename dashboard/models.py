@@ -141,7 +141,6 @@ class Report(models.Model):
                               db_index=False)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", db_index=False)
-    by_status = models.JSONField(default=dict)  # the report's summary.by_status
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organisation", "sha256"], name="one_report_per_hash")]
