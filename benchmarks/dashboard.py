@@ -406,7 +406,7 @@ class Bench:
         report = Report.objects.select_related("blob").get(organisation=org, sha256=sha)
         obs = list(report.observations.order_by("pk"))
         keep = ("signature_status", "signer_fingerprint", "signer_principals", "tool_version", "policy_name",
-                "policy_sha256", "operator_user", "operator_host", "partial", "source", "by_status")
+                "policy_sha256", "operator_user", "operator_host", "partial", "source")
         state = HostState(series_id=report.series_id, host_ids=[o.host_id for o in obs],
                           target_ids=[o.target_id for o in obs], target_status=[o.status for o in obs],
                           target_error=[o.error for o in obs], finding_sets=[o.finding_set_id for o in obs],
@@ -872,7 +872,7 @@ def _rows(org: Any) -> dict[str, list[Any]]:
         (r.sha256, r.series.key, r.chain, r.chain_detail, r.previous_sha256, r.size, bytes(r.signature or b""),
          r.signature_status, r.signer_fingerprint, r.signer_principals, r.run_id, str(r.started), str(r.finished),
          r.tool_version, r.policy_name, r.policy_sha256, r.operator_user, r.operator_host, r.partial, r.source,
-         json.dumps(r.by_status, sort_keys=True), r.blob.codec, r.blob.raw_size, bytes(r.blob.data),
+         r.blob.codec, r.blob.raw_size, bytes(r.blob.data),
          hashlib.sha256(storage.report_bytes(r)).hexdigest() == r.sha256,
          r.blob.base_id is None or next(x.sha256 for x in Report.objects.filter(blob_id=r.blob.base_id)))
         for r in Report.objects.filter(organisation=org).select_related("blob", "series"))

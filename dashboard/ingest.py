@@ -316,7 +316,7 @@ def _store(organisation: Organisation, data: bytes, signature: bytes | None, dig
         policy_sha256=_cut(doc.run.policy.get("sha256"), 64), operator_user=_cut(doc.run.operator.get("user"), 200),
         operator_host=_cut(doc.run.operator.get("host"), 255), partial=bool(doc.run.partial),
         previous_sha256=previous, chain=chain, chain_detail=_cut(detail, 500), source=source, token=token,
-        uploaded_by=user, by_status=dict(Counter(f.status for f in doc.findings)))
+        uploaded_by=user)
     _heal(series, report)
     head = series.head
     if head is None or started >= head.started:

@@ -85,7 +85,7 @@ def store(org: Any, report: Report, *, chain: str = "", signature_status: str = 
         else None, signature_status=signature_status, size=len(data), run_id=run.id, started=started,
         finished=dt.datetime.fromisoformat(run.finished), tool_version="0.1.0", policy_name="default",
         operator_user="auditor", operator_host=str(run.operator.get("host", "")), previous_sha256=prev,
-        chain=chain, source=m.Source.API, by_status=report.summary()["by_status"])
+        chain=chain, source=m.Source.API)
     series.head = row
     series.save()
     for t in report.targets:
