@@ -33,6 +33,8 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.db.models.functions import Substr
 
 from agent.errors import ConfigError
 from dashboard import storage
@@ -166,12 +168,19 @@ def _parse(data: bytes) -> tuple[ReportDoc, datetime.datetime, datetime.datetime
 
 # --- the chain ------------------------------------------------------------------------------------------
 
+def successors(series: Series, sha256: str) -> QuerySet[Report]:
+    """The reports of ``series`` that name ``sha256`` as their previous report, through the short-prefix index
+    (the same expression as ``report_series_successor``, so both databases use it)."""
+    return (Report.objects.annotate(previous8=Substr("previous_sha256", 1, 8))
+            .filter(series=series, previous8=sha256[:8], previous_sha256=sha256))
+
+
 def _chain_of(series: Series, previous: str, report_pk: int | None) -> tuple[str, str]:
     if not previous:
         return Chain.FIRST, ""
-    if not Report.objects.filter(series=series, sha256=previous).exists():
+    if not Report.objects.filter(organisation_id=series.organisation_id, sha256=previous, series=series).exists():
         return Chain.GAP, f"previous report {previous} has not been received"
-    others = Report.objects.filter(series=series, previous_sha256=previous).exclude(chain=Chain.GAP)
+    others = successors(series, previous).exclude(chain=Chain.GAP)
     if report_pk is not None:
         others = others.exclude(pk=report_pk)
     other = others.order_by("started", "pk").first()
@@ -182,8 +191,7 @@ def _chain_of(series: Series, previous: str, report_pk: int | None) -> tuple[str
 
 def _heal(series: Series, arrived: Report) -> None:
     """Reports that were waiting for ``arrived`` (gaps naming it) are linked now (the first) or forks."""
-    waiting = list(Report.objects.filter(series=series, previous_sha256=arrived.sha256, chain=Chain.GAP)
-                   .order_by("started", "pk"))
+    waiting = list(successors(series, arrived.sha256).filter(chain=Chain.GAP).order_by("started", "pk"))
     for successor in waiting:
         chain, detail = _chain_of(series, successor.previous_sha256, successor.pk)
         Report.objects.filter(pk=successor.pk).update(chain=chain, chain_detail=detail)
