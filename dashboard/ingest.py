@@ -34,11 +34,11 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.db.models.functions import Substr
 
 from agent.errors import ConfigError
 from dashboard import storage
 from dashboard.models import (
+    After8,
     ApiToken,
     Chain,
     Evidence,
@@ -48,6 +48,7 @@ from dashboard.models import (
     Host,
     Observation,
     Organisation,
+    Prefix8,
     Rejection,
     Report,
     Series,
@@ -171,8 +172,8 @@ def _parse(data: bytes) -> tuple[ReportDoc, datetime.datetime, datetime.datetime
 def successors(series: Series, sha256: str) -> QuerySet[Report]:
     """The reports of ``series`` that name ``sha256`` as their previous report, through the short-prefix index
     (the same expression as ``report_series_successor``, so both databases use it)."""
-    return (Report.objects.annotate(previous8=Substr("previous_sha256", 1, 8))
-            .filter(series=series, previous8=sha256[:8], previous_sha256=sha256))
+    return (Report.objects.annotate(previous8=Prefix8("previous_sha256"), previous_rest=After8("previous_sha256"))
+            .filter(series=series, previous8=sha256[:8], previous_rest=sha256[8:]))
 
 
 def _chain_of(series: Series, previous: str, report_pk: int | None) -> tuple[str, str]:
